@@ -1,0 +1,145 @@
+"""The application factory. Read it as the table of contents of the service."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import Blueprint, Flask, g
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_wtf.csrf import CSRFProtect
+from govuk_frontend_wtf.main import WTFormsHelpers
+from jinja2 import ChoiceLoader, FileSystemLoader, PackageLoader, PrefixLoader, StrictUndefined
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from transitions.clock import Clock, SystemClock
+from transitions.paths import STATIC_DIR, TEMPLATES_DIR
+from transitions.services import accounts, demo
+from transitions.services.deps import ServiceDeps, build_deps
+from transitions.settings import Settings, SettingsError, load_settings
+from transitions.web import admin, auth, dev, home
+from transitions.web.errors import register_error_pages
+from transitions.web.logging import install_log_redaction
+from transitions.web.security import enforce_access_rules, install_security_headers
+from transitions.web.sessions import ServerSessionInterface
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> Flask:
+    settings = settings or load_settings()
+    app = Flask("transitions", template_folder=str(TEMPLATES_DIR), static_folder=str(STATIC_DIR))
+    configure_flask(app, settings)
+    deps = register_services(app, settings, clock or SystemClock())
+    refuse_demo_accounts_in_production(deps)
+    install_log_redaction()
+    install_templates(app, settings)
+    install_sessions(app)
+    install_security_headers(app)
+    CSRFProtect(app)
+    register_blueprints(app, settings)
+    enforce_access_rules(app)
+    install_rate_limits(app, settings)
+    register_error_pages(app)
+    return app
+
+
+def configure_flask(app: Flask, settings: Settings) -> None:
+    app.config.update(
+        SECRET_KEY=settings.secrets.secret_key,
+        DEBUG=settings.app.debug,
+        TESTING=settings.env == "test",
+        TRUSTED_HOSTS=list(settings.app.trusted_hosts) or None,
+        MAX_CONTENT_LENGTH=settings.app.max_content_length,
+        MAX_FORM_PARTS=100,
+        PREFERRED_URL_SCHEME="https" if settings.session.cookie_secure else "http",
+        SESSION_COOKIE_NAME=settings.session.cookie_name,
+        SESSION_COOKIE_SECURE=settings.session.cookie_secure,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Strict",
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=settings.session.absolute_hours),
+        WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the server-side session, which expires itself
+        WTF_CSRF_SSL_STRICT=True,
+        RATELIMIT_HEADERS_ENABLED=True,
+        RATELIMIT_STORAGE_URI=settings.redis_url or "memory://",
+    )
+    if settings.app.proxy_count:
+        n = settings.app.proxy_count
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=0)  # type: ignore[method-assign]
+
+
+def register_services(app: Flask, settings: Settings, clock: Clock) -> ServiceDeps:
+    deps = build_deps(settings, clock)
+    app.extensions["transitions"] = deps
+    return deps
+
+
+def refuse_demo_accounts_in_production(deps: ServiceDeps) -> None:
+    if deps.settings.env == "production" and demo.demo_accounts_exist(deps):
+        raise SettingsError("Refusing to start: the database holds demo accounts. They are for development only.")
+
+
+def install_templates(app: Flask, settings: Settings) -> None:
+    app.jinja_loader = ChoiceLoader([
+        FileSystemLoader(str(TEMPLATES_DIR)),
+        PrefixLoader({
+            "govuk_frontend_jinja": PackageLoader("govuk_frontend_jinja"),
+            "govuk_frontend_wtf": PackageLoader("govuk_frontend_wtf"),
+        }),
+    ])
+    app.jinja_env.undefined = StrictUndefined
+    app.jinja_env.trim_blocks = True
+    app.jinja_env.lstrip_blocks = True
+    WTFormsHelpers(app)
+    govuk_assets = Blueprint("govuk_assets", __name__, static_folder=str(STATIC_DIR / "govuk" / "assets"),
+                             static_url_path="/assets")
+    app.register_blueprint(govuk_assets)
+
+    @app.context_processor
+    def page_context() -> dict[str, object]:
+        user = g.get("staff")
+        return {"council_name": settings.app.council_name, "service_name": settings.app.service_name,
+                "current_staff": user, "nav_items": navigation(user), "is_development": settings.is_development}
+
+
+def navigation(user: accounts.StaffView | None) -> list[dict[str, object]]:
+    from flask import request, url_for
+
+    if user is None:
+        return []
+    items = [("home.index", "Home"), ("auth.account", "Your account")]
+    if user.is_admin:
+        items += [("admin.users", "Users"), ("admin.teams", "Teams")]
+    return [{"href": url_for(ep), "text": text, "active": request.endpoint == ep} for ep, text in items]
+
+
+def install_sessions(app: Flask) -> None:
+    app.session_interface = ServerSessionInterface()
+
+    @app.before_request
+    def load_signed_in_staff() -> None:
+        from transitions.web.context import deps, server_session
+
+        srv = server_session()
+        g.staff = None
+        if srv.user_id is not None:
+            g.staff = accounts.active_user(deps(), srv.user_id)
+            if g.staff is None:  # disabled since the session began
+                srv.end()
+
+
+def register_blueprints(app: Flask, settings: Settings) -> None:
+    app.register_blueprint(home.bp)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(admin.bp)
+    if settings.is_development:
+        app.register_blueprint(dev.bp)
+
+
+def install_rate_limits(app: Flask, settings: Settings) -> None:
+    """A coarse per-IP limit on forms that check secrets. Per-account limits live in the database."""
+    limiter = Limiter(get_remote_address, app=app, storage_uri=settings.redis_url or "memory://",
+                      strategy="moving-window")
+    for endpoint, view in list(app.view_functions.items()):
+        if getattr(view, "ip_rate_limited", False):
+            limited = limiter.limit(settings.sign_in.ip_limit, methods=["POST"])(view)
+            app.view_functions[endpoint] = limited
+    app.extensions["transitions_limiter"] = limiter

@@ -1,0 +1,126 @@
+"""The `cla-transitions` command: a Flask CLI group with the app preset.
+
+Commands for operators and cron: run, db (migrations), create-admin, demo, tick, audit-verify,
+rotate-keys and generate-keys.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from flask import current_app
+from flask.cli import FlaskGroup, with_appcontext
+
+from transitions.services import accounts, audit, demo, keys, tick
+from transitions.services.audit import Actor
+from transitions.services.deps import ServiceDeps
+from transitions.services.errors import EmailInUseError, ForbiddenActionError
+
+
+def _app() -> object:
+    from transitions.app import create_app
+    from transitions.migrations_support import install_migrations
+
+    app = create_app()
+    install_migrations(app)
+    return app
+
+
+def _deps() -> ServiceDeps:
+    found: ServiceDeps = current_app.extensions["transitions"]
+    return found
+
+
+@click.group(cls=FlaskGroup, create_app=_app, add_default_commands=True, add_version_option=False)
+def main() -> None:
+    """CLA Transitions: handover packs for children looked after."""
+
+
+@main.command("create-admin")
+@click.argument("email")
+@click.option("--name", default="Administrator", show_default=True, help="The administrator's full name.")
+@with_appcontext
+def create_admin(email: str, name: str) -> None:
+    """Create an administrator and print a one-time set-up link."""
+    try:
+        url = accounts.create_admin(_deps(), email=email, name=name, actor=Actor.system("create-admin"))
+    except EmailInUseError:
+        click.echo("There is already an account with that email address.", err=True)
+        sys.exit(1)
+    hours = _deps().settings.setup_link_expiry_hours
+    click.echo(f"Administrator created. Open this link within {hours} hours to set a password and authenticator:")
+    click.echo(url)
+
+
+@main.command("demo")
+@with_appcontext
+def load_demo() -> None:
+    """Load fictional demo teams and one account per role (development only; idempotent)."""
+    try:
+        created = demo.load_demo(_deps())
+    except ForbiddenActionError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    click.echo("Demo data: " + (f"{len(created)} item(s) added." if created else "already loaded."))
+    click.echo("Sign in with any of these (password, then the code from an authenticator app set up with the "
+               "secret):")
+    for account in demo.DEMO_ACCOUNTS:
+        click.echo(f"  {account.role.label:22} {account.email:38} {account.password:30} {account.totp_secret}")
+
+
+@main.command("tick")
+@with_appcontext
+def run_tick() -> None:
+    """Run all periodic work once (outbox delivery, expiry, purges). Safe to repeat."""
+    for line in tick.run(_deps()).lines():
+        click.echo(line)
+
+
+@main.command("audit-verify")
+@with_appcontext
+def audit_verify() -> None:
+    """Check the audit trail's HMAC chain; exit 1 and name the first broken event if it was tampered with."""
+    deps = _deps()
+    with deps.db.transaction() as session:
+        report = audit.verify(session, deps.audit_chain)
+    if report.ok:
+        click.echo(f"Audit chain intact: {report.checked} events verified.")
+        return
+    click.echo(f"AUDIT CHAIN BROKEN at event {report.first_broken_seq}: {report.problem} "
+               f"({report.checked} events verified before it).", err=True)
+    sys.exit(1)
+
+
+@main.command("rotate-keys")
+@with_appcontext
+def rotate_keys() -> None:
+    """Re-encrypt every field and re-wrap every blob key under the active (first) key in TRANSITIONS_KEYRING."""
+    report = keys.rotate(_deps(), Actor.system("rotate-keys"))
+    click.echo(f"Active key {report.active_key}: {report.fields_reencrypted} field(s) re-encrypted, "
+               f"{report.blobs_rewrapped} blob key(s) re-wrapped.")
+    for key_id, count in sorted(report.remaining_by_key.items()):
+        click.echo(f"  key {key_id}: {count} value(s)")
+    stale = {k: c for k, c in report.remaining_by_key.items() if k != report.active_key}
+    if stale:
+        click.echo("Some values are still under older keys; run rotate-keys again.", err=True)
+        sys.exit(1)
+
+
+@click.command("generate-keys")
+def generate_keys() -> None:
+    """Print fresh secrets for a production environment file (keep them in your secret store)."""
+    import base64
+    import secrets
+    from datetime import UTC, datetime
+
+    def key() -> str:
+        return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
+
+    click.echo(f"TRANSITIONS_SECRET_KEY={secrets.token_urlsafe(48)}")
+    click.echo(f"TRANSITIONS_KEYRING={datetime.now(UTC):%Y-%m}:{key()}")
+    click.echo(f"TRANSITIONS_BLIND_INDEX_KEY={key()}")
+    click.echo(f"TRANSITIONS_AUDIT_KEY={key()}")
+
+
+main.add_command(generate_keys)

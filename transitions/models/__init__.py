@@ -1,0 +1,38 @@
+"""SQLAlchemy 2 typed models. No business rules beyond invariants: those live in services."""
+
+from transitions.models.audit import AuditChainHead, AuditEvent
+from transitions.models.base import Base, CipherMissingError, EncryptedText, UTCDateTime, new_id
+from transitions.models.database import Database
+from transitions.models.outbox import OutboxMessage, OutboxStatus, StoredBlob
+from transitions.models.staff import (
+    ROLE_LABELS,
+    AccountStatus,
+    Role,
+    SetupLink,
+    SignInThrottle,
+    StaffSession,
+    StaffUser,
+    Team,
+)
+
+__all__ = [
+    "ROLE_LABELS",
+    "AccountStatus",
+    "AuditChainHead",
+    "AuditEvent",
+    "Base",
+    "CipherMissingError",
+    "Database",
+    "EncryptedText",
+    "OutboxMessage",
+    "OutboxStatus",
+    "Role",
+    "SetupLink",
+    "SignInThrottle",
+    "StaffSession",
+    "StaffUser",
+    "StoredBlob",
+    "Team",
+    "UTCDateTime",
+    "new_id",
+]

@@ -1,0 +1,147 @@
+"""The audit trail: append an event in the caller's transaction; verify the HMAC chain."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from transitions.clock import Clock
+from transitions.crypto import AuditChain, canonical_json
+from transitions.models import AuditChainHead, AuditEvent
+from transitions.services.errors import AuditChainConflictError
+
+#: Keys allowed in an event's details. Anything else is dropped, so nobody logs a name or an address by habit.
+ALLOWED_DETAIL_KEYS = frozenset({
+    "role", "old_role", "new_role", "team_id", "reason_code", "count", "key_id", "rows", "blobs", "purpose",
+    "attempts", "status", "target_user_id", "link_id", "message_id", "method", "path_rule", "old_team_id",
+    "new_team_id",
+})
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is acting. `kind` is staff, system, anonymous or recipient; never a name or an email."""
+
+    kind: str
+    id: str | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+
+    @classmethod
+    def system(cls, name: str = "cli") -> Actor:
+        return cls(kind="system", id=name)
+
+
+def _entry(event: AuditEvent) -> dict[str, Any]:
+    return {
+        "seq": event.seq,
+        "occurred_at": event.occurred_at.isoformat(),
+        "actor_kind": event.actor_kind,
+        "actor_id": event.actor_id,
+        "action": event.action,
+        "object_type": event.object_type,
+        "object_id": event.object_id,
+        "outcome": event.outcome,
+        "ip": event.ip,
+        "user_agent": event.user_agent,
+        "details": event.details,
+    }
+
+
+def record(
+    session: Session,
+    chain: AuditChain,
+    clock: Clock,
+    actor: Actor,
+    action: str,
+    *,
+    object_type: str | None = None,
+    object_id: object | None = None,
+    outcome: str = "success",
+    details: Mapping[str, object] | None = None,
+) -> AuditEvent:
+    """Append one event to the chain inside the caller's transaction."""
+    head = session.scalars(select(AuditChainHead).where(AuditChainHead.id == 1).with_for_update()).first()
+    if head is None:
+        install_id = secrets.token_hex(16)
+        head = AuditChainHead(id=1, last_seq=0, last_hash=chain.genesis(install_id), install_id=install_id)
+        session.add(head)
+        session.flush()
+    clean = {k: v for k, v in (details or {}).items() if k in ALLOWED_DETAIL_KEYS}
+    event = AuditEvent(
+        seq=head.last_seq + 1,
+        occurred_at=clock.now().replace(microsecond=0),
+        actor_kind=actor.kind,
+        actor_id=actor.id,
+        action=action,
+        object_type=object_type,
+        object_id=None if object_id is None else str(object_id),
+        outcome=outcome,
+        ip=actor.ip,
+        user_agent=(actor.user_agent or "")[:200] or None,
+        details=json.dumps(clean, sort_keys=True, default=str),
+    )
+    event.chain_hash = chain.link(head.last_hash, canonical_json(_entry(event)))
+    moved = session.execute(
+        update(AuditChainHead)
+        .where(AuditChainHead.id == 1, AuditChainHead.last_seq == event.seq - 1)
+        .values(last_seq=event.seq, last_hash=event.chain_hash)
+        .execution_options(synchronize_session=False)
+    )
+    if moved.rowcount != 1:  # type: ignore[attr-defined]
+        raise AuditChainConflictError("audit chain head moved")
+    session.expire(head)
+    session.add(event)
+    return event
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    ok: bool
+    checked: int
+    first_broken_seq: int | None = None
+    problem: str = ""
+
+
+def verify(session: Session, chain: AuditChain, *, batch: int = 5000) -> ChainReport:
+    """Recompute every link. Reports the first event whose hash does not follow from its predecessor.
+
+    An edited row breaks its own link; a deleted or reordered row breaks the next one (sequence numbers
+    must be consecutive); a truncated tail no longer matches the chain head.
+    """
+    head = session.get(AuditChainHead, 1)
+    if head is None:
+        count = session.scalar(select(AuditEvent.seq).limit(1))
+        if count is None:
+            return ChainReport(ok=True, checked=0)
+        return ChainReport(ok=False, checked=0, first_broken_seq=count, problem="events exist without a chain head")
+    previous = chain.genesis(head.install_id)
+    expected_seq = 1
+    checked = 0
+    last_seen = 0
+    while True:
+        rows = session.scalars(
+            select(AuditEvent).where(AuditEvent.seq > last_seen).order_by(AuditEvent.seq).limit(batch)
+        ).all()
+        if not rows:
+            break
+        for event in rows:
+            if event.seq != expected_seq:
+                return ChainReport(False, checked, expected_seq, f"event {expected_seq} is missing or out of order")
+            recomputed = chain.link(previous, canonical_json(_entry(event)))
+            if recomputed != event.chain_hash:
+                return ChainReport(False, checked, event.seq, f"event {event.seq} was altered or moved")
+            previous = event.chain_hash
+            expected_seq += 1
+            checked += 1
+            last_seen = event.seq
+        session.expunge_all()
+    if checked != head.last_seq or previous != head.last_hash:
+        return ChainReport(False, checked, checked + 1, "events after the last one found were removed")
+    return ChainReport(ok=True, checked=checked)

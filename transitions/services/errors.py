@@ -1,0 +1,55 @@
+"""Named errors that services raise and views map to GOV.UK messages or pages."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+
+class ServiceError(Exception):
+    """Base for every expected, user-facing failure of a use case."""
+
+
+class InvalidCredentialsError(ServiceError):
+    """Email or password wrong, or no such active account: deliberately indistinguishable."""
+
+
+class AccountLockedError(ServiceError):
+    def __init__(self, until: datetime) -> None:
+        super().__init__("too many failed attempts")
+        self.until = until
+
+
+class InvalidCodeError(ServiceError):
+    """The authenticator code is wrong, expired or already used."""
+
+
+class SignInExpiredError(ServiceError):
+    """The half-finished sign-in (password accepted, code not yet entered) is too old."""
+
+
+class SetupLinkInvalidError(ServiceError):
+    """Unknown, expired, revoked or used set-up link: one answer for all."""
+
+
+class PasswordRejectedError(ServiceError):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class EmailInUseError(ServiceError):
+    pass
+
+
+class NotFoundError(ServiceError):
+    pass
+
+
+class ForbiddenActionError(ServiceError):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class AuditChainConflictError(ServiceError):
+    """Two writers raced for the same audit sequence number; the transaction must be retried."""

@@ -1,0 +1,83 @@
+"""Server-side staff sessions (R6–R9). The cookie carries a random id; the table stores only its hash."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, or_
+
+from transitions.crypto import new_token, token_hash
+from transitions.models import StaffSession
+from transitions.services.deps import ServiceDeps
+
+#: How stale last_seen may get before a request writes it again (saves a write per page view).
+TOUCH_INTERVAL = timedelta(seconds=60)
+
+
+@dataclass
+class SessionRecord:
+    data: dict[str, Any] = field(default_factory=dict)
+    user_id: uuid.UUID | None = None
+    authenticated_at: datetime | None = None
+
+
+def new_session_id() -> str:
+    return new_token()
+
+
+def _expired(deps: ServiceDeps, row: StaffSession, now: datetime) -> bool:
+    rules = deps.settings.session
+    if row.user_id is None:
+        return row.last_seen_at + timedelta(minutes=rules.anonymous_idle_minutes) <= now
+    started = row.authenticated_at or row.created_at
+    return (row.last_seen_at + timedelta(minutes=rules.idle_minutes) <= now
+            or started + timedelta(hours=rules.absolute_hours) <= now)
+
+
+def load(deps: ServiceDeps, session_id: str) -> SessionRecord | None:
+    now = deps.clock.now()
+    with deps.db.transaction() as db:
+        row = db.get(StaffSession, token_hash(session_id))
+        if row is None:
+            return None
+        if _expired(deps, row, now):
+            db.delete(row)
+            return None
+        if now - row.last_seen_at >= TOUCH_INTERVAL:
+            row.last_seen_at = now
+        return SessionRecord(data=json.loads(row.data), user_id=row.user_id, authenticated_at=row.authenticated_at)
+
+
+def save(deps: ServiceDeps, session_id: str, record: SessionRecord) -> None:
+    now = deps.clock.now()
+    with deps.db.transaction() as db:
+        key = token_hash(session_id)
+        row = db.get(StaffSession, key)
+        if row is None:
+            row = StaffSession(id_hash=key, created_at=now)
+            db.add(row)
+        row.user_id = record.user_id
+        row.authenticated_at = record.authenticated_at
+        row.data = json.dumps(record.data, default=str)
+        row.last_seen_at = now
+
+
+def delete_session(deps: ServiceDeps, session_id: str) -> None:
+    with deps.db.transaction() as db:
+        db.execute(delete(StaffSession).where(StaffSession.id_hash == token_hash(session_id)))
+
+
+def purge_expired(deps: ServiceDeps) -> int:
+    now = deps.clock.now()
+    rules = deps.settings.session
+    with deps.db.transaction() as db:
+        result = db.execute(delete(StaffSession).where(or_(
+            StaffSession.last_seen_at <= now - timedelta(minutes=max(rules.idle_minutes,
+                                                                     rules.anonymous_idle_minutes)),
+            StaffSession.created_at <= now - timedelta(hours=rules.absolute_hours),
+        )))
+        return int(result.rowcount)  # type: ignore[attr-defined]

@@ -1,0 +1,49 @@
+"""The signed-in home page, service information pages and the health check."""
+
+from __future__ import annotations
+
+from flask import Blueprint, g, jsonify, redirect, render_template, url_for
+from werkzeug.wrappers import Response as BaseResponse
+
+from transitions.web.security import public, staff
+
+bp = Blueprint("home", __name__)
+
+
+@bp.get("/")
+@public
+def index() -> str | BaseResponse:
+    if g.get("staff") is None:
+        return redirect(url_for("auth.sign_in"))
+    return render_template("home/index.html")
+
+
+@bp.get("/home")
+@staff()
+def dashboard() -> BaseResponse:
+    return redirect(url_for("home.index"))
+
+
+@bp.get("/healthz")
+@public
+def healthz() -> BaseResponse:
+    """No data, no database detail: only that the process answers."""
+    return jsonify(status="ok")
+
+
+@bp.get("/accessibility")
+@public
+def accessibility() -> str:
+    return render_template("home/accessibility.html")
+
+
+@bp.get("/privacy")
+@public
+def privacy() -> str:
+    return render_template("home/privacy.html")
+
+
+@bp.get("/contact")
+@public
+def contact() -> str:
+    return render_template("home/contact.html")

@@ -9,7 +9,7 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFProtect
 from govuk_frontend_wtf.main import WTFormsHelpers
-from jinja2 import ChoiceLoader, FileSystemLoader, PackageLoader, PrefixLoader, StrictUndefined
+from jinja2 import ChoiceLoader, FileSystemLoader, PackageLoader, PrefixLoader
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from transitions.clock import Clock, SystemClock
@@ -22,6 +22,7 @@ from transitions.web.errors import register_error_pages
 from transitions.web.logging import install_log_redaction
 from transitions.web.security import enforce_access_rules, install_security_headers
 from transitions.web.sessions import ServerSessionInterface
+from transitions.web.templating import GovukUndefined
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> Flask:
@@ -85,7 +86,7 @@ def install_templates(app: Flask, settings: Settings) -> None:
             "govuk_frontend_wtf": PackageLoader("govuk_frontend_wtf"),
         }),
     ])
-    app.jinja_env.undefined = StrictUndefined
+    app.jinja_env.undefined = GovukUndefined
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
     WTFormsHelpers(app)

@@ -148,7 +148,7 @@ def _is_weak(compact: str) -> bool:
     if not candidates.isdisjoint(_deny_list()):
         return True
     # A keyboard or alphabet run counts only when it is most of the password, not a fragment.
-    return any(_is_sequence(c) for c in candidates if len(c) * 2 >= len(compact))
+    return any(_is_sequence(_unit(c)) for c in candidates if len(c) * 2 >= len(compact))
 
 
 def _context_tokens(words: Iterable[str]) -> list[str]:

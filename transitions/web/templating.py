@@ -13,8 +13,9 @@ from jinja2 import ChainableUndefined, StrictUndefined
 from jinja2.utils import missing
 
 
-#: Nunjucks idioms the ported macros use as plain names (`value not in [undefined, null]`).
-NUNJUCKS_NAMES = frozenset({"undefined", "null"})
+#: Names the ported macros read without defining them: Nunjucks idioms (`value not in [undefined, null]`)
+#: and `caller`, which a macro tests to see whether it was called with a body.
+NUNJUCKS_NAMES = frozenset({"undefined", "null", "caller"})
 
 
 class GovukUndefined(StrictUndefined):

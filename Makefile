@@ -1,0 +1,50 @@
+# Two commands do all set-up on a fresh machine:
+#   make run   - demo on SQLite with fictional data at http://127.0.0.1:5000
+#   make test  - the whole test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEV_ENV := TRANSITIONS_ENV=development
+
+.PHONY: run test assets lint typecheck importlint migrations-check clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+static/govuk/la.css: node_modules/.installed static/scss/la.scss scripts/build_assets.sh
+	npm run --silent build:assets
+
+assets: static/govuk/la.css
+
+run: $(VENV)/.installed assets
+	$(DEV_ENV) $(BIN)/cla-transitions db upgrade
+	$(DEV_ENV) $(BIN)/cla-transitions demo
+	@echo ""
+	@echo "CLA Transitions is starting at http://127.0.0.1:5000 - sign in with a demo account above."
+	@echo "Add its secret to an authenticator app (or run: $(BIN)/python -c \"import pyotp; print(pyotp.TOTP('SECRET').now())\")."
+	@echo "Emails go to the development mailbox: http://127.0.0.1:5000/dev/mailbox"
+	$(DEV_ENV) $(BIN)/cla-transitions run --host 127.0.0.1 --port 5000
+
+test: $(VENV)/.installed assets
+	$(BIN)/pytest
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check transitions tests bench migrations
+
+typecheck: $(VENV)/.installed
+	$(BIN)/mypy
+
+importlint: $(VENV)/.installed
+	$(BIN)/lint-imports
+
+clean:
+	rm -rf $(VENV) node_modules static/govuk

@@ -10,7 +10,6 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import transitions.crypto.keyring as keyring_module
 from transitions.crypto import (
     KeyringError,
     UnknownKeyError,
@@ -155,13 +154,13 @@ def test_derive_is_hkdf_sha256_with_purpose_info() -> None:
 
 def test_derive_is_cached(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[bytes] = []
-    real = keyring_module.HKDF
+    real = HKDF
 
     def counting(**kwargs: object) -> HKDF:
         calls.append(kwargs["info"])  # type: ignore[arg-type]
         return real(**kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(keyring_module, "HKDF", counting)
+    monkeypatch.setattr("transitions.crypto.keyring.HKDF", counting)
     ring = Keyring(keys={"a": K1}, active_id="a")
     first = ring.derive("a", "field")
     for _ in range(100):

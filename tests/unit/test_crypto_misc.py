@@ -16,7 +16,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import transitions.crypto.tokens as tokens_module
 from transitions.crypto import (
     AuditChain,
     BlindIndex,
@@ -125,7 +124,7 @@ def test_numeric_code_is_zero_padded(monkeypatch: pytest.MonkeyPatch) -> None:
         seen.append(n)
         return 42
 
-    monkeypatch.setattr(tokens_module.secrets, "randbelow", fake_randbelow)
+    monkeypatch.setattr("transitions.crypto.tokens.secrets.randbelow", fake_randbelow)
     assert new_numeric_code() == "000042"
     assert new_numeric_code(8) == "00000042"
     assert seen == [10**6, 10**8]

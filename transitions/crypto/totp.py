@@ -42,11 +42,11 @@ def verify_totp(secret: str, code: str, *, at: datetime, last_used_step: int | N
     The caller stores the returned step as the new ``last_used_step`` so each code works once. When a
     code matches more than one step the highest is returned, so a replay can never match a later step.
     """
+    now = _step(at)
     normalised = _SEPARATORS.sub("", code)
     if _CODE.fullmatch(normalised) is None:
         return None
     totp = pyotp.TOTP(secret)
-    now = _step(at)
     for step in range(now + _WINDOW, now - _WINDOW - 1, -1):
         if step < 0 or (last_used_step is not None and step <= last_used_step):
             continue

@@ -9,6 +9,7 @@ a message twice.
 from __future__ import annotations
 
 import os
+import re
 import smtplib
 import uuid
 from dataclasses import dataclass, field
@@ -25,6 +26,10 @@ from sqlalchemy.orm import Session
 from transitions.models import OutboxMessage, OutboxStatus
 from transitions.services import audit
 from transitions.services.deps import ServiceDeps
+
+
+#: One plain address, no display name, no line breaks (the outbox adds no Bcc, ever).
+ADDRESS = re.compile(r"[^@\s<>,;:\"]+@[^@\s<>,;:\"]+\.[^@\s<>,;:\"]+")
 
 
 class Transport(Protocol):
@@ -72,6 +77,8 @@ def transport_for(deps: ServiceDeps) -> Transport:
 def enqueue(session: Session, now: datetime, *, to: str, subject: str, body: str, purpose: str,
             idempotency_key: str) -> OutboxMessage:
     """Queue an email in the caller's transaction. A repeated idempotency key returns the first message."""
+    if not ADDRESS.fullmatch(to) or any(c in subject for c in "\r\n"):
+        raise ValueError("refusing to queue an email with an invalid address or a line break in a header")
     existing = session.scalars(
         select(OutboxMessage).where(OutboxMessage.idempotency_key == idempotency_key)
     ).first()
@@ -157,12 +164,19 @@ def deliver_due(deps: ServiceDeps, transport: Transport | None = None, *, worker
         with deps.db.transaction() as session:
             message = session.get(OutboxMessage, message_id)
             assert message is not None
-            email = build_email(deps, message)
+            try:
+                email: EmailMessage | None = build_email(deps, message)
+            except ValueError:  # cannot ever be sent: fail it now rather than retry forever
+                email = None
         error: str | None = None
-        try:
-            transport.send(email, message_id)
-        except (OSError, smtplib.SMTPException) as exc:
-            error = type(exc).__name__
+        permanent = email is None
+        if email is None:
+            error = "InvalidMessage"
+        else:
+            try:
+                transport.send(email, message_id)
+            except (OSError, smtplib.SMTPException) as exc:
+                error = type(exc).__name__
         with deps.db.transaction() as session:
             message = session.get(OutboxMessage, message_id)
             assert message is not None
@@ -178,7 +192,7 @@ def deliver_due(deps: ServiceDeps, transport: Transport | None = None, *, worker
                 continue
             message.last_error = error
             report.errors.append(error)
-            if message.attempts >= mail.max_attempts:
+            if permanent or message.attempts >= mail.max_attempts:
                 message.status = OutboxStatus.FAILED.value
                 report.failed += 1
                 audit.record(session, deps.audit_chain, deps.clock, audit.Actor.system("outbox"),

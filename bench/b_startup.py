@@ -1,0 +1,168 @@
+"""L9: whole-process wall time of a CLI command that makes no PDF, divided by importing the stack.
+
+A = .venv/bin/cla-transitions audit-verify   (test-mode env, migrated SQLite in a temp dir, a seeded audit
+                                               chain of --events events, so the command does real work)
+B = .venv/bin/python -c "import flask, sqlalchemy, reportlab, cryptography"   (the startup floor)
+C = .venv/bin/python -c pass                  (interpreter start, for orientation only)
+
+Interleaved A, B, C per round; 2 untimed warm-up rounds; ratio = median of per-round A/B. Goal <= 1.3
+(alarm > 2.2). Then one `python -X importtime` run of the same command lists the heaviest imports.
+
+    .venv/bin/python bench/b_startup.py [--n 15] [--warmup 2] [--events 500] [--top 12]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from ratio import fmt_ratio, interleaved, ratios, summarise, verdict  # noqa: E402
+
+TARGET, ALARM = 1.3, 2.2
+VENV_BIN = REPO / ".venv" / "bin"
+PYTHON = str(VENV_BIN / "python")
+CLI = str(VENV_BIN / "cla-transitions")
+STACK = "import flask, sqlalchemy, reportlab, cryptography"
+# Same entry point as the console script, so -X importtime sees exactly what `cla-transitions` imports.
+CLI_AS_C = "import sys; from transitions.cli import main; sys.exit(main())"
+
+
+def prepare(tmp_path: Path, events: int) -> dict[str, str]:
+    """A migrated SQLite database with `events` audit events; returns the environment for the CLI."""
+    from tests.conftest import migrate, test_environ
+    from transitions.app import create_app
+    from transitions.services import audit
+    from transitions.settings import load_settings
+
+    environ = test_environ(f"sqlite:///{tmp_path / 'bench.sqlite3'}", tmp_path / "instance")
+    app = create_app(load_settings(environ))
+    migrate(app)
+    deps = app.extensions["transitions"]
+    try:
+        actor = audit.Actor.system("bench")
+        with deps.db.transaction() as session:
+            for i in range(events):
+                audit.record(session, deps.audit_chain, deps.clock, actor, "bench.seed",
+                             object_type="bench", object_id=i, details={"role": "bench"})
+    finally:
+        deps.db.dispose()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TRANSITIONS_", "FLASK_"))}
+    env.update(environ)
+    env.pop("PYTHONPROFILEIMPORTTIME", None)
+    return env
+
+
+def _runner(argv: list[str], env: dict[str, str], cwd: str, expect: str | None = None) -> Any:
+    def run() -> None:
+        proc = subprocess.run(argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert proc.returncode == 0, (argv, proc.returncode, proc.stderr[-2000:])
+        if expect is not None:
+            assert expect in proc.stdout, (argv, proc.stdout, proc.stderr[-2000:])
+    return run
+
+
+_LINE = re.compile(r"^import time:\s+(\d+)\s+\|\s+(\d+)\s+\|(\s*)(\S+)\s*$")
+
+
+def parse_importtime(stderr: str) -> list[dict[str, Any]]:
+    """Parse -X importtime output into entries with self/cumulative µs, depth and the importing module.
+
+    Lines come in post-order (children first, indented deeper), so a line's parent is the next line
+    printed at a shallower depth.
+    """
+    rows = []
+    for line in stderr.splitlines():
+        m = _LINE.match(line)
+        if m:
+            rows.append({"self_us": int(m[1]), "cum_us": int(m[2]), "depth": (len(m[3]) - 1) // 2,
+                         "module": m[4], "parent": None})
+    pending: list[dict[str, Any]] = []  # children waiting for their parent, deepest last
+    for row in rows:
+        while pending and pending[-1]["depth"] > row["depth"]:
+            pending.pop()["parent"] = row["module"]
+        pending.append(row)
+    return rows
+
+
+def import_profile(env: dict[str, str], cwd: str, top: int, expect: str) -> dict[str, Any]:
+    proc = subprocess.run([PYTHON, "-X", "importtime", "-c", CLI_AS_C, "audit-verify"], env=env, cwd=cwd,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.returncode == 0 and expect in proc.stdout, (proc.stdout, proc.stderr[-2000:])
+    rows = parse_importtime(proc.stderr)
+    by_cum = sorted(rows, key=lambda r: r["cum_us"], reverse=True)
+    # Third-party packages pulled in directly by one of our modules: these are the lazy-import candidates.
+    edges = [r for r in rows if (r["parent"] or "").startswith("transitions")
+             and not r["module"].startswith("transitions")]
+    edges.sort(key=lambda r: r["cum_us"], reverse=True)
+    total = sum(r["cum_us"] for r in rows if r["depth"] == 0)
+    return {"total_import_us": total, "heaviest": by_cum[:top], "external_from_transitions": edges[:top]}
+
+
+def run(n: int = 15, warmup: int = 2, events: int = 500, top: int = 12) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:
+        env = prepare(Path(tmp), events)
+        expect = f"Audit chain intact: {events} events verified."
+        a = _runner([CLI, "audit-verify"], env, tmp, expect)
+        b = _runner([PYTHON, "-c", STACK], env, tmp)
+        c = _runner([PYTHON, "-c", "pass"], env, tmp)
+        sa, sb, sc = interleaved([a, b, c], n=n, warmup=warmup)
+        profile = import_profile(env, tmp, top, expect)
+    result = ratios(sa, sb)
+    med = result["ratio"]["median"]
+    result.update(
+        name="L9 cla-transitions audit-verify ÷ import stack",
+        target=TARGET,
+        alarm=ALARM,
+        verdict=verdict(med, TARGET, ALARM),
+        c_python_pass=summarise(sc),
+        a_over_c=ratios(sa, sc)["ratio"],
+        events=events,
+        importtime=profile,
+        unit="s",
+    )
+    return result
+
+
+def report(result: dict[str, Any]) -> str:
+    ms = 1e3
+    prof = result["importtime"]
+    lines = [
+        f"audit-verify ÷ import stack: {fmt_ratio(result)}  goal ≤ {TARGET} (alarm > {ALARM})  "
+        f"[{result['verdict']}]",
+        f"  A audit-verify {result['a_med'] * ms:.0f} ms | B import stack {result['b_med'] * ms:.0f} ms | "
+        f"C python -c pass {result['c_python_pass']['median'] * ms:.0f} ms  "
+        f"(A−B ≈ {(result['a_med'] - result['b_med']) * ms:.0f} ms)",
+        f"  -X importtime, whole CLI run: {prof['total_import_us'] / 1e3:.0f} ms of imports "
+        f"(single run, self-timed, inflated by the profiler)",
+        f"  {len(prof['heaviest'])} heaviest cumulative imports:",
+    ]
+    for r in prof["heaviest"]:
+        lines.append(f"    {r['cum_us'] / 1e3:7.1f} ms  {r['module']:<40} (imported by {r['parent'] or '-'})")
+    lines.append("  heaviest third-party imports made directly by transitions.* modules:")
+    for r in prof["external_from_transitions"]:
+        lines.append(f"    {r['cum_us'] / 1e3:7.1f} ms  {r['module']:<40} ← {r['parent']}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=15)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--events", type=int, default=500)
+    parser.add_argument("--top", type=int, default=12)
+    args = parser.parse_args()
+    print(report(run(args.n, args.warmup, args.events, args.top)))
+
+
+if __name__ == "__main__":
+    main()

@@ -94,18 +94,56 @@ def parse_importtime(stderr: str) -> list[dict[str, Any]]:
     return rows
 
 
-def import_profile(env: dict[str, str], cwd: str, top: int, expect: str) -> dict[str, Any]:
-    proc = subprocess.run([PYTHON, "-X", "importtime", "-c", CLI_AS_C, "audit-verify"], env=env, cwd=cwd,
+def _importtime(code: str, args: list[str], env: dict[str, str], cwd: str, expect: str | None) -> list[dict[str, Any]]:
+    proc = subprocess.run([PYTHON, "-X", "importtime", "-c", code, *args], env=env, cwd=cwd,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert proc.returncode == 0 and expect in proc.stdout, (proc.stdout, proc.stderr[-2000:])
-    rows = parse_importtime(proc.stderr)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert expect is None or expect in proc.stdout, (proc.stdout, proc.stderr[-2000:])
+    return parse_importtime(proc.stderr)
+
+
+def excess_by_trigger(rows: list[dict[str, Any]], floor: set[str]) -> list[dict[str, Any]]:
+    """Self time of modules the CLI imports but the stack import (B) does not, grouped by what triggered them.
+
+    The trigger is the nearest transitions.* module on the import path together with the third-party
+    module it imported; modules imported at run time outside any transitions import (e.g. Flask's
+    plugin loader) are grouped under their outermost module ("<runtime>").
+    """
+    by_name = {r["module"]: r for r in rows}
+    groups: dict[tuple[str, str], int] = {}
+    for r in rows:
+        if r["module"] in floor:
+            continue
+        if r["module"].startswith("transitions"):
+            key = (r["module"], "(own module body)")
+        else:
+            child, node, key = r, by_name.get(r["parent"] or ""), None
+            while node is not None:
+                if node["module"].startswith("transitions"):
+                    key = (node["module"], child["module"])
+                    break
+                child, node = node, by_name.get(node["parent"] or "")
+            if key is None:
+                key = ("<runtime>", child["module"])
+        groups[key] = groups.get(key, 0) + r["self_us"]
+    out = [{"importer": k[0], "module": k[1], "self_us": v} for k, v in groups.items()]
+    return sorted(out, key=lambda g: g["self_us"], reverse=True)
+
+
+def import_profile(env: dict[str, str], cwd: str, top: int, expect: str) -> dict[str, Any]:
+    rows = _importtime(CLI_AS_C, ["audit-verify"], env, cwd, expect)
+    floor_rows = _importtime(STACK, [], env, cwd, None)
+    floor = {r["module"] for r in floor_rows}
     by_cum = sorted(rows, key=lambda r: r["cum_us"], reverse=True)
     # Third-party packages pulled in directly by one of our modules: these are the lazy-import candidates.
     edges = [r for r in rows if (r["parent"] or "").startswith("transitions")
              and not r["module"].startswith("transitions")]
     edges.sort(key=lambda r: r["cum_us"], reverse=True)
     total = sum(r["cum_us"] for r in rows if r["depth"] == 0)
-    return {"total_import_us": total, "heaviest": by_cum[:top], "external_from_transitions": edges[:top]}
+    excess = excess_by_trigger(rows, floor)
+    return {"total_import_us": total, "floor_import_us": sum(r["cum_us"] for r in floor_rows if r["depth"] == 0),
+            "excess_import_us": sum(g["self_us"] for g in excess),
+            "heaviest": by_cum[:top], "external_from_transitions": edges[:top], "excess_by_trigger": excess[:top]}
 
 
 def run(n: int = 15, warmup: int = 2, events: int = 500, top: int = 12) -> dict[str, Any]:
@@ -142,8 +180,9 @@ def report(result: dict[str, Any]) -> str:
         f"  A audit-verify {result['a_med'] * ms:.0f} ms | B import stack {result['b_med'] * ms:.0f} ms | "
         f"C python -c pass {result['c_python_pass']['median'] * ms:.0f} ms  "
         f"(A−B ≈ {(result['a_med'] - result['b_med']) * ms:.0f} ms)",
-        f"  -X importtime, whole CLI run: {prof['total_import_us'] / 1e3:.0f} ms of imports "
-        f"(single run, self-timed, inflated by the profiler)",
+        f"  -X importtime (one run each, inflated by the profiler): CLI {prof['total_import_us'] / 1e3:.0f} ms "
+        f"of imports, stack {prof['floor_import_us'] / 1e3:.0f} ms; modules the stack does not load: "
+        f"{prof['excess_import_us'] / 1e3:.0f} ms self time",
         f"  {len(prof['heaviest'])} heaviest cumulative imports:",
     ]
     for r in prof["heaviest"]:
@@ -151,6 +190,9 @@ def report(result: dict[str, Any]) -> str:
     lines.append("  heaviest third-party imports made directly by transitions.* modules:")
     for r in prof["external_from_transitions"]:
         lines.append(f"    {r['cum_us'] / 1e3:7.1f} ms  {r['module']:<40} ← {r['parent']}")
+    lines.append("  imports the stack does not need, by trigger (self ms: importer → module):")
+    for g in prof["excess_by_trigger"]:
+        lines.append(f"    {g['self_us'] / 1e3:7.1f} ms  {g['importer']} → {g['module']}")
     return "\n".join(lines)
 
 

@@ -47,6 +47,9 @@ def test_environ(database_url: str, instance: Path, **extra: str) -> dict[str, s
     }
 
 
+test_environ.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

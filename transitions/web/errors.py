@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import secrets
 
-from flask import Flask, g, render_template
+from flask import Flask, Response, g, render_template
+from flask.globals import request_ctx
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
@@ -29,8 +30,11 @@ def register_error_pages(app: Flask) -> None:
         return render_template("errors/csrf.html"), 400
 
     @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException) -> tuple[str, int]:
+    def http_error(exc: HTTPException) -> tuple[str | Response, int]:
         code = exc.code or 500
+        if request_ctx.url_adapter is None:
+            # The Host header is not one of ours: no page can be built for an unknown host, and none should be.
+            return Response("Bad request: unknown host\n", mimetype="text/plain"), 400
         if code == 401:
             code = 403
         template = f"errors/{code}.html" if code in PAGES else "errors/500.html"
@@ -46,7 +50,7 @@ def register_error_pages(app: Flask) -> None:
         return render_template("errors/500.html", undecryptable=True), 500
 
     @app.errorhandler(Exception)
-    def unexpected(exc: Exception) -> tuple[str, int]:
+    def unexpected(exc: Exception) -> tuple[str | Response, int]:
         if isinstance(exc, HTTPException):
             return http_error(exc)
         app.logger.exception("unhandled error ref=%s", correlation_id())

@@ -1,0 +1,73 @@
+"""Deny by default: every route has an access rule, and staff routes refuse the wrong people."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from flask import Blueprint
+
+from transitions.web.security import AccessRule, endpoints_without_rules, rule_for
+from tests.conftest import make_staff, sign_in
+
+pytestmark = pytest.mark.security
+
+#: The only endpoints anyone may reach without an account. Adding one is a security decision: add it here.
+PUBLIC_ENDPOINTS = {
+    "auth.sign_in", "auth.code", "auth.sign_out", "auth.setup", "auth.setup_authenticator",
+    "home.index", "home.healthz", "home.accessibility", "home.privacy", "home.contact",
+}
+
+
+def test_every_endpoint_has_an_access_rule(app):
+    assert endpoints_without_rules(app) == []
+
+
+def test_public_endpoints_are_exactly_the_reviewed_list(app):
+    public = {e for e in app.view_functions if (r := rule_for(app, e)) is not None and r.public}
+    assert public == PUBLIC_ENDPOINTS
+
+
+def test_a_route_added_without_a_rule_is_caught_and_denied(app, client):
+    bp = Blueprint("careless", __name__)
+
+    @bp.get("/careless")
+    def careless() -> str:
+        return "secret"
+
+    app.register_blueprint(bp)
+    assert endpoints_without_rules(app) == ["careless.careless"]
+    response = client.get("/careless")
+    assert response.status_code == 403
+    assert "secret" not in response.get_data(as_text=True)
+
+
+def _staff_urls(app):
+    for rule in app.url_map.iter_rules():
+        access: AccessRule | None = rule_for(app, rule.endpoint)
+        if access is None or access.public:
+            continue
+        url = rule.rule.replace("<uuid:user_id>", str(uuid.uuid4()))
+        yield url, access, rule.methods - {"HEAD", "OPTIONS"}
+
+
+def test_signed_out_visitors_reach_no_staff_page(app, client):
+    checked = 0
+    for url, _access, methods in _staff_urls(app):
+        if "GET" in methods:
+            response = client.get(url)
+            assert response.status_code == 302 and response.headers["Location"].startswith("/sign-in"), url
+        if "POST" in methods:
+            assert client.post(url, data={}).status_code in (400, 403), url
+        checked += 1
+    assert checked >= 8
+
+
+@pytest.mark.parametrize("role", ["social_worker", "cla_nurse", "team_manager", "senior_manager", "auditor"])
+def test_roles_outside_a_rule_get_403(app, client, deps, clock, role):
+    sign_in(client, make_staff(deps, role=role), clock)
+    for url, access, methods in _staff_urls(app):
+        if role in {r.value for r in access.roles}:
+            continue
+        if "GET" in methods:
+            assert client.get(url).status_code == 403, url

@@ -216,7 +216,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             mail[key] = cast(env_vars[name])
 
     settings = Settings(
-        env=env,  # type: ignore[arg-type]
+        env=env,
         instance_path=instance_path,
         database_url=env_vars["TRANSITIONS_DATABASE_URL"],
         redis_url=env_vars.get("TRANSITIONS_REDIS_URL", ""),

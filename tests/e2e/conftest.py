@@ -9,6 +9,7 @@ certificate's issuer. (Chromium would also keep a Secure ``__Host-`` cookie from
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import json
 import os
 import signal
@@ -17,6 +18,7 @@ import ssl
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -51,11 +53,12 @@ def _free_port() -> int:
 
 def _self_signed_certificate(directory: Path) -> tuple[Path, Path]:
     """A one-day certificate for IP 127.0.0.1 (cryptography is a runtime dependency of the app)."""
+    import ipaddress
+
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
-    import ipaddress
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
@@ -102,7 +105,7 @@ class LiveServer:
     def get(self, path: str) -> tuple[int, bytes]:
         request = urllib.request.Request(self.base_url + path)
         try:
-            with urllib.request.urlopen(request, timeout=2, context=self.ssl_context) as response:  # noqa: S310
+            with urllib.request.urlopen(request, timeout=2, context=self.ssl_context) as response:
                 return int(response.status), response.read()
         except urllib.error.HTTPError as exc:
             status, body = exc.code, exc.read()
@@ -140,7 +143,7 @@ def live_server(tmp_path: Path, database_url: str, smtp_server: SmtpSink) -> Ite
     server.cli("db", "upgrade")
 
     with (tmp_path / "gunicorn.stdout").open("wb") as out, server.stderr_path.open("wb") as err:
-        server.process = subprocess.Popen(  # noqa: S603
+        server.process = subprocess.Popen(
             [str(VENV_BIN / "gunicorn"), "-w", "1", "-b", f"127.0.0.1:{port}", "--certfile", str(cert),
              "--keyfile", str(key), "--graceful-timeout", "5", "transitions:create_app()"],
             env=env, cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=out, stderr=err)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 
+from tests.conftest import csrf_from, make_staff, post_form, sign_in
 from transitions.cli import main as cli
 from transitions.crypto import current_code
 from transitions.services import outbox
-from tests.conftest import csrf_from, make_staff, post_form, sign_in
 
 
 def _setup_path(url: str) -> str:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
+from tests.conftest import make_staff, post_form, sign_in
 from transitions.cli import main as cli
 from transitions.services import audit
 from transitions.services.audit import Actor
-from tests.conftest import make_staff, post_form, sign_in
 
 
 def _events(deps, n=5):

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, text
 
+from tests.conftest import make_staff
 from transitions.cli import main as cli
 from transitions.crypto import DecryptionError, Keyring
 from transitions.models import StaffUser, StoredBlob
-from tests.conftest import make_staff
 
 CANARY_NAME = "Zoë Canary-Łukasz"
 

@@ -9,11 +9,11 @@ import re
 import pytest
 from sqlalchemy import inspect
 
+from tests.conftest import make_staff, post_form, sign_in
 from transitions.cli import main as cli
 from transitions.services import demo
 from transitions.settings import SettingsError
 from transitions.web.logging import redact
-from tests.conftest import make_staff, post_form, sign_in
 
 
 def test_migrations_upgrade_from_empty_and_match_the_models(app, deps):

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 
 import pytest
-
 from sqlalchemy import text
 
 from transitions.services import outbox
@@ -66,10 +66,8 @@ def test_crash_after_smtp_accept_resends_with_same_message_id(deps, clock, smtp_
             raise SystemExit("worker killed")
 
     transport = DiesAfterSending("127.0.0.1", smtp_server.port, starttls=False, timeout=5)
-    try:
+    with contextlib.suppress(SystemExit):
         outbox.deliver_due(deps, transport)
-    except SystemExit:
-        pass
     assert outbox.deliver_due(deps).claimed == 0  # still claimed by the dead worker
     clock.advance(minutes=6)
     assert outbox.deliver_due(deps).sent == 1

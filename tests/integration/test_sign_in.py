@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from transitions.crypto import current_code
 from tests.conftest import csrf_from, make_staff, post_form, sign_in
+from transitions.crypto import current_code
 
 
 def _error_text(html: str) -> str:

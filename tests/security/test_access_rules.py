@@ -7,8 +7,8 @@ import uuid
 import pytest
 from flask import Blueprint
 
-from transitions.web.security import AccessRule, endpoints_without_rules, rule_for
 from tests.conftest import make_staff, sign_in
+from transitions.web.security import AccessRule, endpoints_without_rules, rule_for
 
 pytestmark = pytest.mark.security
 

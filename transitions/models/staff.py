@@ -79,7 +79,7 @@ class StaffUser(Base):
 
     team: Mapped[Team | None] = relationship(back_populates="members")
 
-    __mapper_args__ = {"version_id_col": version}
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy reads it as given
 
     @property
     def role_enum(self) -> Role:

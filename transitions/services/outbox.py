@@ -27,7 +27,6 @@ from transitions.models import OutboxMessage, OutboxStatus
 from transitions.services import audit
 from transitions.services.deps import ServiceDeps
 
-
 #: One plain address, no display name, no line breaks (the outbox adds no Bcc, ever).
 ADDRESS = re.compile(r"[^@\s<>,;:\"]+@[^@\s<>,;:\"]+\.[^@\s<>,;:\"]+")
 

@@ -22,10 +22,19 @@ from transitions.services.errors import (
     SetupLinkInvalidError,
 )
 from transitions.web.context import actor, deps, server_session
-from transitions.web.forms import ChangePasswordForm, CodeForm, ConfirmForm, EnrolCodeForm, NewPasswordForm, SignInForm
+from transitions.web.forms import (
+    ChangePasswordForm,
+    CodeForm,
+    ConfirmForm,
+    EnrolCodeForm,
+    NewPasswordForm,
+    SignInForm,
+)
 from transitions.web.security import public, rate_limited, staff
 
 bp = Blueprint("auth", __name__)
+
+ViewResult = str | BaseResponse | tuple[str, int]
 
 #: How long a half-finished sign-in (password accepted, code not yet typed) is kept.
 PENDING_SIGN_IN = timedelta(minutes=5)
@@ -47,7 +56,7 @@ def _locked_message(exc: AccountLockedError) -> str:
 @bp.route("/sign-in", methods=["GET", "POST"])
 @public
 @rate_limited
-def sign_in() -> str | BaseResponse:
+def sign_in() -> ViewResult:
     form = SignInForm()
     status = 200
     if form.validate_on_submit():
@@ -86,7 +95,7 @@ def _pending_user() -> UUID | None:
 @bp.route("/sign-in/code", methods=["GET", "POST"])
 @public
 @rate_limited
-def code() -> str | BaseResponse:
+def code() -> ViewResult:
     user_id = _pending_user()
     if user_id is None:
         flash("Your sign-in took too long. Enter your email address and password again.", "important")
@@ -121,7 +130,7 @@ def sign_out() -> BaseResponse:
 
 @bp.route("/account", methods=["GET", "POST"])
 @staff()
-def account() -> str | BaseResponse:
+def account() -> ViewResult:
     form = ChangePasswordForm()
     if form.validate_on_submit():
         user = _current()
@@ -174,7 +183,7 @@ def _qr_svg(uri: str) -> Markup:
 @bp.route("/setup/<token>", methods=["GET", "POST"])
 @public
 @rate_limited
-def setup(token: str) -> str | BaseResponse:
+def setup(token: str) -> ViewResult:
     try:
         state = accounts.setup_state(deps(), token)
     except SetupLinkInvalidError:
@@ -195,7 +204,7 @@ def setup(token: str) -> str | BaseResponse:
 @bp.route("/setup/<token>/authenticator", methods=["GET", "POST"])
 @public
 @rate_limited
-def setup_authenticator(token: str) -> str | BaseResponse:
+def setup_authenticator(token: str) -> ViewResult:
     try:
         state = accounts.setup_state(deps(), token)
     except SetupLinkInvalidError:

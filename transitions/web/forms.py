@@ -15,7 +15,7 @@ from govuk_frontend_wtf.wtforms_widgets import (
 )
 from wtforms import PasswordField, RadioField, SelectField, StringField, SubmitField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Email, InputRequired, Length, Regexp, ValidationError
+from wtforms.validators import DataRequired, InputRequired, Length, Regexp, ValidationError
 
 from transitions.services.accounts import MAX_EMAIL_LENGTH
 from transitions.services.roles import ROLE_CHOICES
@@ -125,5 +125,3 @@ class ConfirmForm(FlaskForm):
     """A form with only the CSRF token: for POST-only buttons such as sign out or disable."""
 
 
-__all__ = ["ChangePasswordForm", "CodeForm", "ConfirmForm", "EditUserForm", "EnrolCodeForm", "Email",
-           "InviteForm", "NewPasswordForm", "SignInForm", "TeamForm"]

@@ -12,7 +12,6 @@ from typing import Any
 from jinja2 import ChainableUndefined, StrictUndefined
 from jinja2.utils import missing
 
-
 #: Names the ported macros read without defining them: Nunjucks idioms (`value not in [undefined, null]`)
 #: and `caller`, which a macro tests to see whether it was called with a body.
 NUNJUCKS_NAMES = frozenset({"undefined", "null", "caller"})

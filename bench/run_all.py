@@ -1,0 +1,85 @@
+"""Run every benchmark, print the ratio table and write bench/results/<UTC timestamp>.json.
+
+    .venv/bin/python bench/run_all.py            # n=15 pairs after 2 warm-ups (about 1–2 minutes)
+    .venv/bin/python bench/run_all.py --quick    # n=5 after 1 warm-up, for a smoke test
+    .venv/bin/python bench/run_all.py --check    # also exit 1 if any ratio is past its alarm level
+
+Results are advisory: on a shared, noisy machine only the paired ratios mean anything (performance.md §2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+import b_login  # noqa: E402
+import b_startup  # noqa: E402
+
+RESULTS = REPO / "bench" / "results"
+
+
+def _meta() -> dict[str, Any]:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                                check=False).stdout.strip()
+    except OSError:
+        commit = ""
+    return {"python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(),
+            "loadavg_start": os.getloadavg(), "commit": commit}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="n=5 pairs after 1 warm-up")
+    parser.add_argument("--check", action="store_true", help="exit 1 if any ratio is past its alarm level")
+    args = parser.parse_args()
+    n, warmup = (5, 1) if args.quick else (15, 2)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+    meta = _meta()
+    started = datetime.now(UTC)
+    t0 = time.perf_counter()
+    results: dict[str, Any] = {}
+    print(f"L9 startup (n={n}, warm-up {warmup}) ...", flush=True)
+    results["L9_startup"] = b_startup.run(n=n, warmup=warmup)
+    print(b_startup.report(results["L9_startup"]), flush=True)
+    print(f"\nL8 sign-in (n={n}, warm-up {warmup}) ...", flush=True)
+    results["L8_login"] = b_login.run(n=n, warmup=warmup)
+    print(b_login.report(results["L8_login"]), flush=True)
+    meta.update(loadavg_end=os.getloadavg(), seconds=round(time.perf_counter() - t0, 1), quick=args.quick)
+
+    print("\n| ratio | median [min–max] | n | A median | B median | goal | alarm | verdict |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in results.values():
+        q = r["ratio"]
+        print(f"| {r['name']} | {q['median']:.3f} [{q['min']:.3f}–{q['max']:.3f}] | {r['n']} | "
+              f"{r['a_med'] * 1e3:.0f} ms | {r['b_med'] * 1e3:.0f} ms | ≤ {r['target']} | > {r['alarm']} | "
+              f"{r['verdict']} |")
+    print(f"(load average {meta['loadavg_start'][0]:.2f} → {meta['loadavg_end'][0]:.2f} on {meta['cpus']} CPUs; "
+          "advisory figures, not a timed test)")
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"{started:%Y%m%dT%H%M%SZ}.json"
+    out.write_text(json.dumps({"started_utc": started.isoformat(), "meta": meta, "results": results},
+                              indent=2, default=str))
+    print(f"wrote {out.relative_to(REPO)}")
+    if args.check and any(r["verdict"] == "ALARM" for r in results.values()):
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Blueprints, forms, sessions, headers and error pages: thin views that call services."""

@@ -65,7 +65,7 @@ def prepare(tmp_path: Path, events: int) -> dict[str, str]:
 
 def _runner(argv: list[str], env: dict[str, str], cwd: str, expect: str | None = None) -> Any:
     def run() -> None:
-        proc = subprocess.run(argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True)
         assert proc.returncode == 0, (argv, proc.returncode, proc.stderr[-2000:])
         if expect is not None:
             assert expect in proc.stdout, (argv, proc.stdout, proc.stderr[-2000:])
@@ -101,7 +101,7 @@ def _importtime(code: str, args: list[str], env: dict[str, str], cwd: str, expec
     samples: list[list[dict[str, Any]]] = []
     for _ in range(runs):
         proc = subprocess.run([PYTHON, "-X", "importtime", "-c", code, *args], env=env, cwd=cwd,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                              capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert expect is None or expect in proc.stdout, (proc.stdout, proc.stderr[-2000:])
         samples.append(parse_importtime(proc.stderr))
@@ -196,8 +196,9 @@ def report(result: dict[str, Any]) -> str:
         f"  A audit-verify {result['a_med'] * ms:.0f} ms | B import stack {result['b_med'] * ms:.0f} ms | "
         f"C python -c pass {result['c_python_pass']['median'] * ms:.0f} ms  "
         f"(A−B ≈ {(result['a_med'] - result['b_med']) * ms:.0f} ms)",
-        f"  -X importtime (median of 3 runs each, inflated by the profiler): CLI {prof['total_import_us'] / 1e3:.0f} ms "
-        f"of imports, stack {prof['floor_import_us'] / 1e3:.0f} ms; modules the stack does not load: "
+        f"  -X importtime (median of 3 runs each, inflated by the profiler): "
+        f"CLI {prof['total_import_us'] / 1e3:.0f} ms of imports, stack {prof['floor_import_us'] / 1e3:.0f} ms; "
+        f"modules the stack does not load: "
         f"{prof['excess_import_us'] / 1e3:.0f} ms self time",
         f"  {len(prof['heaviest'])} heaviest cumulative imports:",
     ]

@@ -75,6 +75,7 @@ def register_services(app: Flask, settings: Settings, clock: Clock) -> ServiceDe
 
 def refuse_demo_accounts_in_production(deps: ServiceDeps) -> None:
     if deps.settings.env == "production" and demo.demo_accounts_exist(deps):
+        deps.db.dispose()
         raise SettingsError("Refusing to start: the database holds demo accounts. They are for development only.")
 
 

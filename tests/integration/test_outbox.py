@@ -101,3 +101,26 @@ def test_queued_message_is_encrypted_at_rest(deps):
     with deps.db.engine.connect() as conn:
         row = conn.execute(text("SELECT * FROM outbox_message")).one()
     assert b"secret.person" not in b"".join(v if isinstance(v, bytes) else str(v).encode() for v in row)
+
+
+def test_two_workers_at_once_send_each_message_exactly_once(deps, smtp_server):
+    """Row claims (SKIP LOCKED on PostgreSQL, conditional UPDATE on SQLite) keep workers apart."""
+    import threading
+
+    for i in range(12):
+        _queue(deps, key=f"k{i}", to=f"person{i}@example.gov.uk")
+    reports = []
+    barrier = threading.Barrier(2)
+
+    def worker(name):
+        barrier.wait()
+        reports.append(outbox.deliver_due(deps, worker=name, limit=12))
+
+    threads = [threading.Thread(target=worker, args=(f"w{n}",)) for n in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(r.sent for r in reports) == 12
+    received = sorted(m["To"] for m in smtp_server.wait_for(12))
+    assert received == sorted(f"person{i}@example.gov.uk" for i in range(12))

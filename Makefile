@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEV_ENV := TRANSITIONS_ENV=development
 
-.PHONY: run test assets lint typecheck importlint migrations-check clean
+.PHONY: run test assets lint typecheck importlint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,7 +38,7 @@ test: $(VENV)/.installed assets
 	$(BIN)/pytest
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check transitions tests bench migrations
+	$(BIN)/ruff check transitions tests bench
 
 typecheck: $(VENV)/.installed
 	$(BIN)/mypy

@@ -11,4 +11,5 @@ CONFIG_DIR = DATA_ROOT / "config"
 TEMPLATES_DIR = DATA_ROOT / "templates"
 STATIC_DIR = DATA_ROOT / "static"
 FORMS_DIR = DATA_ROOT / "forms"
-MIGRATIONS_DIR = DATA_ROOT / "migrations"
+#: Inside the package: editable installs cannot remap a folder of Python files into it.
+MIGRATIONS_DIR = PACKAGE_DIR / "migrations"

@@ -27,12 +27,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.conftest import SmtpSink, test_environ
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
-CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM = Path(os.environ.get("TRANSITIONS_CHROMIUM", "/usr/bin/chromium"))
 AXE_JS = REPO_ROOT / "node_modules" / "axe-core" / "axe.min.js"
 GOVUK_CSS = REPO_ROOT / "static" / "govuk" / "la.css"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -54,8 +55,6 @@ def _free_port() -> int:
 
 def _self_signed_certificate(directory: Path) -> tuple[Path, Path]:
     """A one-day certificate for IP 127.0.0.1 (cryptography is a runtime dependency of the app)."""
-    import ipaddress
-
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -193,7 +192,7 @@ def chromium() -> Iterator[Any]:
         pytest.skip(NO_BROWSER_REASON)
     if not AXE_JS.exists():
         pytest.fail(f"{AXE_JS} is missing: run `npm ci`")
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import sync_playwright  # imported here so a machine without it can still skip
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
@@ -207,7 +206,8 @@ def chromium() -> Iterator[Any]:
 CSP_LISTENER = """
 window.__cspViolations = [];
 document.addEventListener('securitypolicyviolation', (e) => {
-  window.__cspViolations.push(`${e.violatedDirective} blocked ${e.blockedURI || 'inline'} at ${e.sourceFile}:${e.lineNumber}`);
+  const where = `${e.sourceFile}:${e.lineNumber}`;
+  window.__cspViolations.push(`${e.violatedDirective} blocked ${e.blockedURI || 'inline'} at ${where}`);
 });
 """
 
@@ -232,8 +232,8 @@ class BrowserAudit:
     csp_violations: list[str] = field(default_factory=list)
     error_documents: set[str] = field(default_factory=set)
     favicon_misses: int = 0
-    loads: int = 0
-    audited_loads: int = 0
+    loaded: list[str] = field(default_factory=list)  # every document the browser loaded, in order
+    audited_upto: int = 0
     unaudited: list[str] = field(default_factory=list)
 
     def watch(self, context: Any) -> None:
@@ -264,7 +264,7 @@ class BrowserAudit:
             self.console_errors.append(f"{page.url}: {text} ({where})")
 
         def on_load(_: Any) -> None:
-            self.loads += 1
+            self.loaded.append(page.url)
 
         page.on("response", on_response)
         page.on("console", on_console)
@@ -274,10 +274,12 @@ class BrowserAudit:
     def check(self, page: Any) -> PageReport:
         """Audit the page now shown. Call it once after every navigation."""
         page.wait_for_load_state("load")
-        page.wait_for_function("document.body.classList.contains('govuk-frontend-supported')")
-        if self.loads > self.audited_loads + 1:
-            self.unaudited.append(f"{self.loads - self.audited_loads - 1} page load(s) before {page.url}")
-        self.audited_loads = self.loads
+        try:  # set by template.html's nonce'd inline script; GOV.UK Frontend's JS needs it
+            page.wait_for_function("document.body.classList.contains('govuk-frontend-supported')", timeout=5000)
+        except PlaywrightTimeoutError:
+            pytest.fail(f"GOV.UK Frontend did not start on {page.url} (blocked inline script?)")
+        self.unaudited += self.loaded[self.audited_upto:-1]  # loads since the last check, before this one
+        self.audited_upto = len(self.loaded)
         if not page.evaluate("typeof window.axe === 'object'"):
             page.evaluate(self.axe_source)
         result = page.evaluate("(tags) => axe.run(document, {runOnly: {type: 'tag', values: tags}})", AXE_TAGS)
@@ -295,6 +297,8 @@ class BrowserAudit:
             for v in r.violations:
                 targets = "; ".join(", ".join(json.dumps(t) for t in node["target"]) for node in v["nodes"])
                 lines.append(f"    {v['id']} ({v['impact']}): {v['help']} -> {targets}")
+        if self.favicon_misses:
+            lines.append(f"(ignored: {self.favicon_misses} console error(s) for /favicon.ico 404)")
         return "\n".join(lines)
 
     def assert_clean(self) -> None:
@@ -305,8 +309,10 @@ class BrowserAudit:
             problems.append("CSP violations:\n  " + "\n  ".join(dict.fromkeys(self.csp_violations)))
         if self.console_errors:
             problems.append("console errors:\n  " + "\n  ".join(self.console_errors))
-        if self.unaudited or self.loads != self.audited_loads:
-            problems.append(f"pages not audited: {self.unaudited} (loads {self.loads}, audited {self.audited_loads})")
+        unaudited = self.unaudited + self.loaded[self.audited_upto:]
+        if unaudited:
+            problems.append("pages loaded but not audited (call check() after each navigation):\n  "
+                            + "\n  ".join(unaudited))
         assert not problems, "\n\n".join(problems)
 
 

@@ -165,7 +165,9 @@ def test_first_admin_invites_a_social_worker_who_signs_in(
         assert "outbox: 1 sent" in ticked.stdout, ticked.stdout
         (message,) = smtp_server.wait_for(1)
         assert message["To"] == SAM_EMAIL
-        body = message.get_body(preferencelist=("plain",)).get_content()
+        text_part = message.get_body(preferencelist=("plain",))
+        assert text_part is not None
+        body = text_part.get_content()
         assert not re.search(r"\bchild", message["Subject"] + "\n" + body, re.IGNORECASE), body
         match = re.search(re.escape(base) + r"/setup/\S+", body)
         assert match, body

@@ -3,35 +3,38 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
-from flask import Blueprint, Flask, g
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
-from flask_wtf.csrf import CSRFProtect
-from govuk_frontend_wtf.main import WTFormsHelpers
-from jinja2 import ChoiceLoader, FileSystemLoader, PackageLoader, PrefixLoader
-from werkzeug.middleware.proxy_fix import ProxyFix
+from flask import Flask
 
 from transitions.clock import Clock, SystemClock
 from transitions.paths import STATIC_DIR, TEMPLATES_DIR
-from transitions.services import accounts, demo
 from transitions.services.deps import ServiceDeps, build_deps
 from transitions.settings import Settings, SettingsError, load_settings
-from transitions.web import admin, auth, dev, home
-from transitions.web.errors import register_error_pages
-from transitions.web.logging import install_log_redaction
-from transitions.web.security import enforce_access_rules, install_security_headers
-from transitions.web.sessions import ServerSessionInterface
-from transitions.web.templating import GovukUndefined
+
+if TYPE_CHECKING:
+    from transitions.services.accounts import StaffView
 
 
-def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> Flask:
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None, web: bool = True) -> Flask:
+    """The whole service; with web=False only settings and services, for CLI commands that serve no page."""
     settings = settings or load_settings()
     app = Flask("transitions", template_folder=str(TEMPLATES_DIR), static_folder=str(STATIC_DIR))
     configure_flask(app, settings)
     deps = register_services(app, settings, clock or SystemClock())
     refuse_demo_accounts_in_production(deps)
     install_log_redaction()
+    if web:
+        install_web(app, settings)
+    return app
+
+
+def install_web(app: Flask, settings: Settings) -> None:
+    from flask_wtf.csrf import CSRFProtect
+
+    from transitions.web.errors import register_error_pages
+    from transitions.web.security import enforce_access_rules, install_security_headers
+
     install_templates(app, settings)
     install_sessions(app)
     install_security_headers(app)
@@ -40,7 +43,6 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     enforce_access_rules(app)
     install_rate_limits(app, settings)
     register_error_pages(app)
-    return app
 
 
 def configure_flask(app: Flask, settings: Settings) -> None:
@@ -63,6 +65,8 @@ def configure_flask(app: Flask, settings: Settings) -> None:
         RATELIMIT_STORAGE_URI=settings.redis_url or "memory://",
     )
     if settings.app.proxy_count:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
         n = settings.app.proxy_count
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=0)  # type: ignore[method-assign]
 
@@ -74,12 +78,26 @@ def register_services(app: Flask, settings: Settings, clock: Clock) -> ServiceDe
 
 
 def refuse_demo_accounts_in_production(deps: ServiceDeps) -> None:
+    from transitions.services import demo
+
     if deps.settings.env == "production" and demo.demo_accounts_exist(deps):
         deps.db.dispose()
         raise SettingsError("Refusing to start: the database holds demo accounts. They are for development only.")
 
 
+def install_log_redaction() -> None:
+    from transitions.web.logging import install_log_redaction as install
+
+    install()
+
+
 def install_templates(app: Flask, settings: Settings) -> None:
+    from flask import Blueprint, g
+    from govuk_frontend_wtf.main import WTFormsHelpers
+    from jinja2 import ChoiceLoader, FileSystemLoader, PackageLoader, PrefixLoader
+
+    from transitions.web.templating import GovukUndefined
+
     app.jinja_loader = ChoiceLoader([
         FileSystemLoader(str(TEMPLATES_DIR)),
         PrefixLoader({
@@ -102,7 +120,7 @@ def install_templates(app: Flask, settings: Settings) -> None:
                 "current_staff": user, "nav_items": navigation(user), "is_development": settings.is_development}
 
 
-def navigation(user: accounts.StaffView | None) -> list[dict[str, object]]:
+def navigation(user: StaffView | None) -> list[dict[str, object]]:
     from flask import request, url_for
 
     if user is None:
@@ -114,6 +132,11 @@ def navigation(user: accounts.StaffView | None) -> list[dict[str, object]]:
 
 
 def install_sessions(app: Flask) -> None:
+    from flask import g
+
+    from transitions.services import accounts
+    from transitions.web.sessions import ServerSessionInterface
+
     app.session_interface = ServerSessionInterface()
 
     @app.before_request
@@ -129,15 +152,22 @@ def install_sessions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask, settings: Settings) -> None:
+    from transitions.web import admin, auth, home
+
     app.register_blueprint(home.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(admin.bp)
     if settings.is_development:
+        from transitions.web import dev
+
         app.register_blueprint(dev.bp)
 
 
 def install_rate_limits(app: Flask, settings: Settings) -> None:
     """A coarse per-IP limit on forms that check secrets. Per-account limits live in the database."""
+    from flask_limiter import Limiter
+    from flask_limiter.util import get_remote_address
+
     limiter = Limiter(get_remote_address, app=app, storage_uri=settings.redis_url or "memory://",
                       strategy="moving-window")
     for endpoint, view in list(app.view_functions.items()):

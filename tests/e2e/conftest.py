@@ -192,7 +192,7 @@ def chromium() -> Iterator[Any]:
         pytest.skip(NO_BROWSER_REASON)
     if not AXE_JS.exists():
         pytest.fail(f"{AXE_JS} is missing: run `npm ci`")
-    from playwright.sync_api import sync_playwright  # imported here so a machine without it can still skip
+    from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)

@@ -107,6 +107,8 @@ def test_session_cookie_replayed_after_sign_out_is_refused(client, app, deps, cl
     stolen = client.get_cookie("__Host-session").value
     response = client.post("/sign-out", data={"csrf_token": csrf_from(client.get("/").get_data(as_text=True))})
     assert response.status_code == 302
+    assert "You have signed out." in client.get(response.headers["Location"]).get_data(as_text=True)
+    assert client.get_cookie("__Host-session").value != stolen
     attacker = app.test_client()
     attacker.set_cookie("__Host-session", stolen, domain="localhost", secure=True)
     assert attacker.get("/", base_url="https://localhost").headers["Location"].startswith("/sign-in")

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.security
 #: The only endpoints anyone may reach without an account. Adding one is a security decision: add it here.
 PUBLIC_ENDPOINTS = {
     "auth.sign_in", "auth.code", "auth.sign_out", "auth.setup", "auth.setup_authenticator",
-    "home.index", "home.healthz", "home.accessibility", "home.privacy", "home.contact",
+    "home.index", "home.healthz", "home.favicon", "home.accessibility", "home.privacy", "home.contact",
 }
 
 

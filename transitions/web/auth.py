@@ -7,8 +7,6 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 from uuid import UUID
 
-import qrcode
-import qrcode.image.svg
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from markupsafe import Markup
 from werkzeug.wrappers import Response as BaseResponse
@@ -170,6 +168,9 @@ def _current() -> UUID:
 
 def _qr_svg(uri: str) -> Markup:
     """Inline SVG (no data: URL, so the CSP stays strict). The URI is ours, not user text."""
+    import qrcode  # imported here: it pulls in Pillow, which nothing else on a sign-in needs
+    import qrcode.image.svg
+
     image = qrcode.make(uri, image_factory=qrcode.image.svg.SvgPathImage, box_size=8, border=2)
     buffer = io.BytesIO()
     image.save(buffer)

@@ -24,6 +24,16 @@ def dashboard() -> BaseResponse:
     return redirect(url_for("home.index"))
 
 
+@bp.get("/favicon.ico")
+@public
+def favicon() -> BaseResponse:
+    """Browsers ask for it on every site. The GOV.UK icons are the crown, so there is none until the council
+    supplies its own: answer 204 rather than a 404 in every console."""
+    from flask import Response
+
+    return Response(status=204)
+
+
 @bp.get("/healthz")
 @public
 def healthz() -> BaseResponse:

@@ -28,7 +28,6 @@ class ServerSession(CallbackDict[str, Any], SessionMixin):
         self.user_id: uuid.UUID | None = record.user_id if record else None
         self.authenticated_at: datetime | None = record.authenticated_at if record else None
         self.superseded_sid: str | None = None
-        self.ended = False
 
     def regenerate(self) -> None:
         """New id for the same browser (at sign-in and privilege change) so a fixed id is useless."""
@@ -44,12 +43,14 @@ class ServerSession(CallbackDict[str, Any], SessionMixin):
         self.authenticated_at = now
 
     def end(self) -> None:
-        """Sign out: the server record is deleted, so a replayed cookie finds nothing."""
+        """Sign out: the server record is deleted, so a replayed cookie finds nothing.
+
+        The browser gets a fresh anonymous session only if something (a flash message) needs one.
+        """
         self.clear()
+        self.regenerate()
         self.user_id = None
         self.authenticated_at = None
-        self.ended = True
-        self.modified = True
 
 
 def _deps() -> ServiceDeps:
@@ -73,16 +74,16 @@ class ServerSessionInterface(SessionInterface):
         rules = deps.settings.session
         if session.superseded_sid:
             session_store.delete_session(deps, session.superseded_sid)
-        if session.ended:
-            if session.sid:
-                session_store.delete_session(deps, session.sid)
-            response.delete_cookie(rules.cookie_name, path="/", secure=rules.cookie_secure, httponly=True,
-                                   samesite="Strict")
-            return
         if not session.modified:
             return
-        if not session and session.user_id is None and session.sid is None:
-            return  # nothing worth a cookie
+        if not session and session.user_id is None:
+            # Nothing worth keeping: no record, no cookie.
+            if session.sid:
+                session_store.delete_session(deps, session.sid)
+            if session.sid or session.superseded_sid:
+                response.delete_cookie(rules.cookie_name, path="/", secure=rules.cookie_secure, httponly=True,
+                                       samesite="Strict")
+            return
         if session.sid is None:
             session.sid = session_store.new_session_id()
         session_store.save(deps, session.sid, session_store.SessionRecord(

@@ -104,8 +104,11 @@ def run_tick() -> None:
     """Run all periodic work once (outbox delivery, expiry, purges). Safe to repeat."""
     from transitions.services import tick
 
-    for line in tick.run(_deps()).lines():
-        click.echo(line)
+    report = tick.run(_deps())
+    for line in report.lines():
+        click.echo(line, err=line.startswith("FAILED"))
+    if report.failed_jobs:
+        sys.exit(1)
 
 
 @main.command("audit-verify")

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, overload
 
 from sqlalchemy import DateTime, LargeBinary, MetaData, event
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, object_session
 from sqlalchemy.types import TypeDecorator
@@ -63,6 +64,17 @@ def _cipher(session: Session) -> FieldCipher:
     return cipher
 
 
+def _row_id(obj: Any) -> str:
+    """The row's primary key as text, assigned now if it is a UUID not yet set (AAD needs it before insert)."""
+    key = sa_inspect(obj).mapper.primary_key[0].key
+    value = getattr(obj, key)
+    if value is None:
+        if key != "id":
+            raise CipherMissingError(f"{type(obj).__name__} has no primary key to bind its ciphertext to")
+        value = obj.id = new_id()
+    return value.hex() if isinstance(value, bytes) else str(value)
+
+
 class EncryptedText:
     """A plaintext attribute stored as AES-256-GCM ciphertext in ``<name>_enc``.
 
@@ -102,7 +114,7 @@ class EncryptedText:
         session = object_session(obj)
         if session is None:
             raise CipherMissingError(f"{type(obj).__name__}.{self.name} read outside a session")
-        plain = _cipher(session).decrypt(blob, table=self.table(obj), column=self.column, row_id=str(obj.id))  # type: ignore[attr-defined]
+        plain = _cipher(session).decrypt(blob, table=self.table(obj), column=self.column, row_id=_row_id(obj))
         state.setdefault("_plain_cache", {})[self.name] = (blob, plain)
         return plain
 
@@ -118,13 +130,11 @@ class EncryptedText:
         return obj.__table__.name  # type: ignore[attr-defined,no-any-return]
 
     def store(self, session: Session, obj: Any, value: str | None) -> None:
-        if obj.id is None:
-            obj.id = new_id()
         if value is None:
             setattr(obj, self.column, None)
         else:
             setattr(obj, self.column,
-                    _cipher(session).encrypt(value, table=self.table(obj), column=self.column, row_id=str(obj.id)))
+                    _cipher(session).encrypt(value, table=self.table(obj), column=self.column, row_id=_row_id(obj)))
         if self.index_kind is not None:
             index = session.info.get("blind_index")
             if not isinstance(index, BlindIndex):
@@ -139,7 +149,7 @@ class EncryptedText:
         if blob is None or not cipher.needs_rotation(blob):
             return False
         setattr(obj, self.column,
-                cipher.reencrypt(blob, table=self.table(obj), column=self.column, row_id=str(obj.id)))
+                cipher.reencrypt(blob, table=self.table(obj), column=self.column, row_id=_row_id(obj)))
         return True
 
 

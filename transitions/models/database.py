@@ -14,11 +14,23 @@ from transitions.crypto import BlindIndex, FieldCipher
 
 
 def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
+    # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin (see _begin_immediate).
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     for pragma in ("foreign_keys=ON", "journal_mode=WAL", "busy_timeout=5000", "secure_delete=ON",
                    "synchronous=NORMAL"):
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()
+
+
+def _begin_immediate(connection: Any) -> None:
+    """Take SQLite's write lock when a transaction starts.
+
+    SQLite mode is single-instance: serialising transactions makes read-then-write sequences (throttle
+    counters, the audit chain head, claims) safe across the threads of one process, where a deferred
+    transaction would fail with "database is locked" when it tries to upgrade. PostgreSQL uses row locks.
+    """
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_engine(url: str) -> Engine:
@@ -30,6 +42,7 @@ def make_engine(url: str) -> Engine:
             kwargs = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _begin_immediate)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
 

@@ -6,7 +6,7 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Integer, LargeBinary, String, Text, Uuid
+from sqlalchemy import Boolean, ForeignKey, Integer, LargeBinary, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from transitions.models.base import Base, EncryptedText, UTCDateTime, new_id
@@ -90,6 +90,7 @@ class StaffUser(Base):
         return self.status == AccountStatus.ACTIVE.value
 
 
+
 class StaffSession(Base):
     """A server-side session. The cookie holds a random id; only its SHA-256 is stored (R6)."""
 
@@ -97,7 +98,9 @@ class StaffSession(Base):
 
     id_hash: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
     user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("staff_user.id", ondelete="CASCADE"), index=True)
-    data: Mapped[str] = mapped_column(Text, default="{}")
+    #: Flash messages may name people, so session data is encrypted like any other personal field.
+    data = EncryptedText()
+    data_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
     authenticated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

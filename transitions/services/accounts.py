@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
 from transitions.crypto import (
     PasswordPolicyError,
@@ -273,18 +275,25 @@ def _check_throttle(deps: ServiceDeps, session: Session, key: bytes) -> None:
 
 
 def _record_failure(deps: ServiceDeps, session: Session, key: bytes) -> None:
+    """Count a failure with atomic SQL increments, so concurrent guesses are all counted (PostgreSQL row lock,
+    SQLite write lock), and lock the account once the count reaches the limit."""
     now = deps.clock.now()
     rules = deps.settings.sign_in
-    row = session.get(SignInThrottle, key)
-    if row is None:
-        row = SignInThrottle(account_key=key, failures=0, window_started_at=now)
-        session.add(row)
-    if row.window_started_at + timedelta(minutes=rules.window_minutes) <= now:
-        row.failures, row.window_started_at = 0, now
-    row.failures += 1
-    if row.failures >= rules.max_failures:
-        row.locked_until = now + timedelta(minutes=rules.lockout_minutes)
-        row.failures, row.window_started_at = 0, now
+    row = SignInThrottle.account_key == key
+    session.execute(update(SignInThrottle).where(
+        row, SignInThrottle.window_started_at <= now - timedelta(minutes=rules.window_minutes)
+    ).values(failures=0, window_started_at=now))
+    bumped = session.execute(update(SignInThrottle).where(row).values(failures=SignInThrottle.failures + 1))
+    if bumped.rowcount == 0:  # type: ignore[attr-defined]
+        try:
+            with session.begin_nested():
+                session.add(SignInThrottle(account_key=key, failures=1, window_started_at=now))
+        except IntegrityError:  # another request created it first
+            session.execute(update(SignInThrottle).where(row).values(failures=SignInThrottle.failures + 1))
+    failures = session.scalar(select(SignInThrottle.failures).where(row))
+    if failures is not None and failures >= rules.max_failures:
+        session.execute(update(SignInThrottle).where(row).values(
+            locked_until=now + timedelta(minutes=rules.lockout_minutes), failures=0, window_started_at=now))
 
 
 def check_password(deps: ServiceDeps, email: str, password: str, actor: Actor) -> uuid.UUID:
@@ -316,6 +325,20 @@ def check_password(deps: ServiceDeps, email: str, password: str, actor: Actor) -
 
 def check_code(deps: ServiceDeps, user_id: uuid.UUID, code: str, actor: Actor) -> StaffView:
     """Second factor. A code is accepted once only; failures count towards the same account throttle."""
+    try:
+        return _check_code(deps, user_id, code, actor)
+    except StaleDataError:
+        # Two requests raced with the same code: the version column let only one through. Count this one.
+        with deps.db.transaction() as session:
+            user = session.get(StaffUser, user_id)
+            if user is not None:
+                _record_failure(deps, session, _throttle_key(deps, user.email or ""))
+                audit.record(session, deps.audit_chain, deps.clock, actor, "sign_in.code", outcome="failed",
+                             object_type="staff_user", object_id=user_id, details={"reason_code": "replay"})
+        raise InvalidCodeError() from None
+
+
+def _check_code(deps: ServiceDeps, user_id: uuid.UUID, code: str, actor: Actor) -> StaffView:
     failed = False
     with deps.db.transaction() as session:
         user = session.get(StaffUser, user_id)
@@ -356,8 +379,11 @@ def change_password(deps: ServiceDeps, user_id: uuid.UUID, current: str, new: st
         user = session.get(StaffUser, user_id)
         if user is None or user.password_hash is None:
             raise NotFoundError("user")
+        key = _throttle_key(deps, user.email or "")
+        _check_throttle(deps, session, key)
         if not deps.hasher.verify(user.password_hash, current):
             wrong = True
+            _record_failure(deps, session, key)
             audit.record(session, deps.audit_chain, deps.clock, actor, "user.password_change", outcome="failed",
                          object_type="staff_user", object_id=user.id)
         else:
@@ -427,8 +453,10 @@ def create_team(deps: ServiceDeps, name: str, actor: Actor) -> TeamView:
 
 
 def _active_admins(session: Session) -> int:
+    """Locks the active administrators' rows (PostgreSQL) so two admins cannot demote each other at once."""
     users = session.scalars(select(StaffUser).where(StaffUser.role == Role.ADMIN.value,
-                                                    StaffUser.status == AccountStatus.ACTIVE.value)).all()
+                                                    StaffUser.status == AccountStatus.ACTIVE.value)
+                            .with_for_update()).all()
     return len(users)
 
 

@@ -6,9 +6,10 @@ import json
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from transitions.clock import Clock
@@ -16,11 +17,14 @@ from transitions.crypto import AuditChain, canonical_json
 from transitions.models import AuditChainHead, AuditEvent
 from transitions.services.errors import AuditChainConflictError
 
+if TYPE_CHECKING:
+    from transitions.services.deps import ServiceDeps
+
 #: Keys allowed in an event's details. Anything else is dropped, so nobody logs a name or an address by habit.
 ALLOWED_DETAIL_KEYS = frozenset({
     "role", "old_role", "new_role", "team_id", "reason_code", "count", "key_id", "rows", "blobs", "purpose",
     "attempts", "status", "target_user_id", "link_id", "message_id", "method", "path_rule", "old_team_id",
-    "new_team_id",
+    "new_team_id", "endpoint",
 })
 
 
@@ -70,9 +74,13 @@ def record(
     head = session.scalars(select(AuditChainHead).where(AuditChainHead.id == 1).with_for_update()).first()
     if head is None:
         install_id = secrets.token_hex(16)
-        head = AuditChainHead(id=1, last_seq=0, last_hash=chain.genesis(install_id), install_id=install_id)
-        session.add(head)
-        session.flush()
+        try:
+            with session.begin_nested():
+                session.add(AuditChainHead(id=1, last_seq=0, last_hash=chain.genesis(install_id),
+                                           install_id=install_id))
+        except IntegrityError:  # the very first two events raced to start the chain
+            pass
+        head = session.scalars(select(AuditChainHead).where(AuditChainHead.id == 1).with_for_update()).one()
     clean = {k: v for k, v in (details or {}).items() if k in ALLOWED_DETAIL_KEYS}
     event = AuditEvent(
         seq=head.last_seq + 1,
@@ -99,6 +107,15 @@ def record(
     session.expire(head)
     session.add(event)
     return event
+
+
+def log_event(deps: ServiceDeps, actor: Actor, action: str, *, object_type: str | None = None,
+              object_id: object | None = None, outcome: str = "success",
+              details: Mapping[str, object] | None = None) -> None:
+    """Record an event in a transaction of its own, for things that change nothing else (sign-out, a denial)."""
+    with deps.db.transaction() as session:
+        record(session, deps.audit_chain, deps.clock, actor, action, object_type=object_type, object_id=object_id,
+               outcome=outcome, details=details)
 
 
 @dataclass(frozen=True)

@@ -53,3 +53,7 @@ class ForbiddenActionError(ServiceError):
 
 class AuditChainConflictError(ServiceError):
     """Two writers raced for the same audit sequence number; the transaction must be retried."""
+
+
+class StoreUnavailableError(ServiceError):
+    """The database did not answer; the request is served as far as it can be without it."""

@@ -23,6 +23,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from transitions.crypto import CryptoError
 from transitions.models import OutboxMessage, OutboxStatus
 from transitions.services import audit
 from transitions.services.deps import ServiceDeps
@@ -122,10 +123,8 @@ class DeliveryReport:
     errors: list[str] = field(default_factory=list)
 
 
-def _claim(deps: ServiceDeps, worker: str, limit: int) -> list[uuid.UUID]:
+def _due(deps: ServiceDeps, limit: int) -> list[uuid.UUID]:
     now = deps.clock.now()
-    lease = now + timedelta(minutes=5)
-    claimed: list[uuid.UUID] = []
     with deps.db.transaction() as session:
         query = (
             select(OutboxMessage.id)
@@ -136,18 +135,37 @@ def _claim(deps: ServiceDeps, worker: str, limit: int) -> list[uuid.UUID]:
         )
         if deps.db.dialect == "postgresql":
             query = query.with_for_update(skip_locked=True)
-        for message_id in session.scalars(query).all():
-            # A conditional update claims the row on SQLite too, where FOR UPDATE SKIP LOCKED does not exist.
-            result = session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id == message_id,
-                       or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now))
-                .values(claimed_by=worker, claimed_until=lease)
-                .execution_options(synchronize_session=False)
-            )
-            if result.rowcount == 1:  # type: ignore[attr-defined]
-                claimed.append(message_id)
-    return claimed
+        return list(session.scalars(query).all())
+
+
+def _claim(deps: ServiceDeps, message_id: uuid.UUID, worker: str) -> bool:
+    """Claim one message just before sending it, with a conditional UPDATE that works on both databases.
+
+    The lease covers one send (connection, TLS, data) with room to spare, not a whole batch, so a slow
+    server cannot make a lease expire while the message is still waiting its turn in this worker.
+    """
+    now = deps.clock.now()
+    lease = now + timedelta(seconds=3 * deps.settings.mail.smtp_timeout_seconds + 60)
+    with deps.db.transaction() as session:
+        result = session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == message_id, OutboxMessage.status == OutboxStatus.QUEUED.value,
+                   or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now))
+            .values(claimed_by=worker, claimed_until=lease)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def _build(deps: ServiceDeps, message_id: uuid.UUID) -> EmailMessage | None:
+    """None when the message can never be sent (bad header, undecryptable): retrying would not help."""
+    with deps.db.transaction() as session:
+        message = session.get(OutboxMessage, message_id)
+        assert message is not None
+        try:
+            return build_email(deps, message)
+        except (ValueError, CryptoError):
+            return None
 
 
 def deliver_due(deps: ServiceDeps, transport: Transport | None = None, *, worker: str | None = None,
@@ -157,18 +175,12 @@ def deliver_due(deps: ServiceDeps, transport: Transport | None = None, *, worker
     worker = worker or f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
     mail = deps.settings.mail
     report = DeliveryReport()
-    ids = _claim(deps, worker, limit or mail.batch_size)
-    report.claimed = len(ids)
-    for message_id in ids:
-        with deps.db.transaction() as session:
-            message = session.get(OutboxMessage, message_id)
-            assert message is not None
-            try:
-                email: EmailMessage | None = build_email(deps, message)
-            except ValueError:  # cannot ever be sent: fail it now rather than retry forever
-                email = None
+    for message_id in _due(deps, limit or mail.batch_size):
+        if not _claim(deps, message_id, worker):
+            continue
+        report.claimed += 1
+        email = _build(deps, message_id)
         error: str | None = None
-        permanent = email is None
         if email is None:
             error = "InvalidMessage"
         else:
@@ -176,32 +188,40 @@ def deliver_due(deps: ServiceDeps, transport: Transport | None = None, *, worker
                 transport.send(email, message_id)
             except (OSError, smtplib.SMTPException) as exc:
                 error = type(exc).__name__
-        with deps.db.transaction() as session:
-            message = session.get(OutboxMessage, message_id)
-            assert message is not None
-            now = deps.clock.now()
-            message.claimed_by = None
-            message.claimed_until = None
-            message.attempts += 1
-            if error is None:
-                message.status = OutboxStatus.SENT.value
-                message.sent_at = now
-                message.last_error = None
-                report.sent += 1
-                continue
-            message.last_error = error
-            report.errors.append(error)
-            if permanent or message.attempts >= mail.max_attempts:
-                message.status = OutboxStatus.FAILED.value
-                report.failed += 1
-                audit.record(session, deps.audit_chain, deps.clock, audit.Actor.system("outbox"),
-                             "outbox.failed", object_type="outbox_message", object_id=message.id,
-                             outcome="failed", details={"attempts": message.attempts, "purpose": message.purpose})
-            else:
-                delay = min(mail.backoff_seconds * 2 ** (message.attempts - 1), mail.max_backoff_seconds)
-                message.next_attempt_at = now + timedelta(seconds=delay)
-                report.retrying += 1
+        _record_attempt(deps, message_id, worker, error, permanent=email is None, report=report)
     return report
+
+
+def _record_attempt(deps: ServiceDeps, message_id: uuid.UUID, worker: str, error: str | None, *,
+                    permanent: bool, report: DeliveryReport) -> None:
+    mail = deps.settings.mail
+    with deps.db.transaction() as session:
+        message = session.get(OutboxMessage, message_id, with_for_update=True)
+        assert message is not None
+        if message.claimed_by != worker:  # our lease ran out and another worker took over: it records
+            return
+        now = deps.clock.now()
+        message.claimed_by = None
+        message.claimed_until = None
+        message.attempts += 1
+        if error is None:
+            message.status = OutboxStatus.SENT.value
+            message.sent_at = now
+            message.last_error = None
+            report.sent += 1
+            return
+        message.last_error = error
+        report.errors.append(error)
+        if permanent or message.attempts >= mail.max_attempts:
+            message.status = OutboxStatus.FAILED.value
+            report.failed += 1
+            audit.record(session, deps.audit_chain, deps.clock, audit.Actor.system("outbox"),
+                         "outbox.failed", object_type="outbox_message", object_id=message.id,
+                         outcome="failed", details={"attempts": message.attempts, "purpose": message.purpose})
+        else:
+            delay = min(mail.backoff_seconds * 2 ** (message.attempts - 1), mail.max_backoff_seconds)
+            message.next_attempt_at = now + timedelta(seconds=delay)
+            report.retrying += 1
 
 
 @dataclass(frozen=True)

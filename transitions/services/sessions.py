@@ -9,10 +9,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, or_
+from sqlalchemy.exc import SQLAlchemyError
 
 from transitions.crypto import new_token, token_hash
 from transitions.models import StaffSession
 from transitions.services.deps import ServiceDeps
+from transitions.services.errors import StoreUnavailableError
 
 #: How stale last_seen may get before a request writes it again (saves a write per page view).
 TOUCH_INTERVAL = timedelta(seconds=60)
@@ -39,6 +41,14 @@ def _expired(deps: ServiceDeps, row: StaffSession, now: datetime) -> bool:
 
 
 def load(deps: ServiceDeps, session_id: str) -> SessionRecord | None:
+    """The live session for this id, or None. Raises StoreUnavailableError when the database cannot answer."""
+    try:
+        return _load(deps, session_id)
+    except SQLAlchemyError as exc:
+        raise StoreUnavailableError() from exc
+
+
+def _load(deps: ServiceDeps, session_id: str) -> SessionRecord | None:
     now = deps.clock.now()
     with deps.db.transaction() as db:
         row = db.get(StaffSession, token_hash(session_id))
@@ -49,21 +59,28 @@ def load(deps: ServiceDeps, session_id: str) -> SessionRecord | None:
             return None
         if now - row.last_seen_at >= TOUCH_INTERVAL:
             row.last_seen_at = now
-        return SessionRecord(data=json.loads(row.data), user_id=row.user_id, authenticated_at=row.authenticated_at)
+        return SessionRecord(data=json.loads(row.data or "{}"), user_id=row.user_id,
+                             authenticated_at=row.authenticated_at)
 
 
-def save(deps: ServiceDeps, session_id: str, record: SessionRecord) -> None:
+def save(deps: ServiceDeps, session_id: str, record: SessionRecord, *, create: bool) -> bool:
+    """Write a session. Only an id made in this request is inserted: an existing id is updated, and if its
+    row has gone (signed out everywhere, password changed) meanwhile, nothing is written and False tells
+    the caller to drop the cookie, so a request in flight cannot bring a revoked session back."""
     now = deps.clock.now()
     with deps.db.transaction() as db:
         key = token_hash(session_id)
-        row = db.get(StaffSession, key)
+        row = db.get(StaffSession, key, with_for_update=True)
         if row is None:
+            if not create:
+                return False
             row = StaffSession(id_hash=key, created_at=now)
             db.add(row)
         row.user_id = record.user_id
         row.authenticated_at = record.authenticated_at
         row.data = json.dumps(record.data, default=str)
         row.last_seen_at = now
+    return True
 
 
 def delete_session(deps: ServiceDeps, session_id: str) -> None:

@@ -2,24 +2,42 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 
 from transitions.services import outbox, sessions
 from transitions.services.deps import ServiceDeps
 
+log = logging.getLogger("transitions.tick")
 
-@dataclass(frozen=True)
+
+@dataclass
 class TickReport:
-    delivery: outbox.DeliveryReport
-    sessions_purged: int
+    delivery: outbox.DeliveryReport | None = None
+    sessions_purged: int = 0
+    failed_jobs: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         d = self.delivery
-        return [
-            f"outbox: {d.sent} sent, {d.retrying} to retry, {d.failed} failed",
-            f"sessions: {self.sessions_purged} expired sessions removed",
-        ]
+        out = []
+        if d is not None:
+            out.append(f"outbox: {d.sent} sent, {d.retrying} to retry, {d.failed} failed")
+        out.append(f"sessions: {self.sessions_purged} expired sessions removed")
+        out += [f"FAILED: {job} (see the log)" for job in self.failed_jobs]
+        return out
 
 
 def run(deps: ServiceDeps, transport: outbox.Transport | None = None) -> TickReport:
-    return TickReport(delivery=outbox.deliver_due(deps, transport), sessions_purged=sessions.purge_expired(deps))
+    """Each job runs even if an earlier one failed; failures are logged and reported, never hidden."""
+    report = TickReport()
+    try:
+        report.delivery = outbox.deliver_due(deps, transport)
+    except Exception:
+        log.exception("tick: outbox delivery failed")
+        report.failed_jobs.append("outbox delivery")
+    try:
+        report.sessions_purged = sessions.purge_expired(deps)
+    except Exception:
+        log.exception("tick: session purge failed")
+        report.failed_jobs.append("session purge")
+    return report

@@ -7,11 +7,11 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 from uuid import UUID
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from markupsafe import Markup
 from werkzeug.wrappers import Response as BaseResponse
 
-from transitions.services import accounts
+from transitions.services import accounts, audit
 from transitions.services.errors import (
     AccountLockedError,
     InvalidCodeError,
@@ -121,6 +121,8 @@ def code() -> ViewResult:
 @bp.route("/sign-out", methods=["POST"])
 @public
 def sign_out() -> BaseResponse:
+    if g.get("staff") is not None:
+        audit.log_event(deps(), actor(), "sign_out", object_type="staff_user", object_id=g.staff.id)
     server_session().end()
     flash("You have signed out.", "success")
     return redirect(url_for("auth.sign_in"))
@@ -128,6 +130,7 @@ def sign_out() -> BaseResponse:
 
 @bp.route("/account", methods=["GET", "POST"])
 @staff()
+@rate_limited
 def account() -> ViewResult:
     form = ChangePasswordForm()
     if form.validate_on_submit():
@@ -136,10 +139,14 @@ def account() -> ViewResult:
             accounts.change_password(deps(), user, form.current.data or "", form.password.data or "", actor())
         except InvalidCredentialsError:
             form.current.errors = ["Your current password is not correct"]
+        except AccountLockedError as exc:
+            form.current.errors = [_locked_message(exc)]
         except PasswordRejectedError as exc:
             form.password.errors = [exc.message]
         else:
-            server_session().start_staff_session(user, deps().clock.now())
+            srv = server_session()
+            # A new session id, but the 10-hour limit still counts from the original sign-in.
+            srv.start_staff_session(user, srv.authenticated_at or deps().clock.now())
             flash("Your password has been changed. You have been signed out on every other device.", "success")
             return redirect(url_for("auth.account"))
     return render_template("auth/account.html", form=form, sign_out_form=ConfirmForm())

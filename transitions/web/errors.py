@@ -54,4 +54,9 @@ def register_error_pages(app: Flask) -> None:
         if isinstance(exc, HTTPException):
             return http_error(exc)
         app.logger.exception("unhandled error ref=%s", correlation_id())
-        return render_template("errors/500.html"), InternalServerError.code
+        try:
+            return render_template("errors/500.html"), InternalServerError.code
+        except Exception:  # the page itself could not be built (database down): still answer, with headers
+            app.logger.exception("error page failed ref=%s", correlation_id())
+            text = f"Sorry, there is a problem with the service. Reference: {correlation_id()}\n"
+            return Response(text, mimetype="text/plain"), InternalServerError.code

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 from flask import Flask, Response, abort, g, redirect, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
+from transitions.services import audit
 from transitions.services.roles import Role
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -79,6 +80,9 @@ def enforce_access_rules(app: Flask) -> None:
                 return redirect(url_for("auth.sign_in", next=request.full_path.rstrip("?")))
             abort(401)
         if user.role not in rule.roles:
+            from transitions.web.context import actor, deps
+
+            audit.log_event(deps(), actor(), "access.denied", outcome="denied", details={"endpoint": endpoint})
             abort(403)
         return None
 

@@ -12,6 +12,7 @@ from werkzeug.datastructures import CallbackDict
 
 from transitions.services import sessions as session_store
 from transitions.services.deps import ServiceDeps
+from transitions.services.errors import StoreUnavailableError
 
 
 class ServerSession(CallbackDict[str, Any], SessionMixin):
@@ -28,6 +29,7 @@ class ServerSession(CallbackDict[str, Any], SessionMixin):
         self.user_id: uuid.UUID | None = record.user_id if record else None
         self.authenticated_at: datetime | None = record.authenticated_at if record else None
         self.superseded_sid: str | None = None
+        self.store_unavailable = False
 
     def regenerate(self) -> None:
         """New id for the same browser (at sign-in and privilege change) so a fixed id is useless."""
@@ -63,13 +65,22 @@ class ServerSessionInterface(SessionInterface):
         name = _deps().settings.session.cookie_name
         sid = request.cookies.get(name)
         if sid and 20 <= len(sid) <= 100:
-            record = session_store.load(_deps(), sid)
+            try:
+                record = session_store.load(_deps(), sid)
+            except StoreUnavailableError:
+                # The database is unreachable: serve the error page as a signed-out visitor, store nothing.
+                app.logger.exception("session store unavailable")
+                unavailable = ServerSession(None)
+                unavailable.store_unavailable = True
+                return unavailable
             if record is not None:
                 return ServerSession(sid, record)
         return ServerSession(None)
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
         assert isinstance(session, ServerSession)
+        if session.store_unavailable:
+            return
         deps = _deps()
         rules = deps.settings.session
         if session.superseded_sid:
@@ -84,10 +95,15 @@ class ServerSessionInterface(SessionInterface):
                 response.delete_cookie(rules.cookie_name, path="/", secure=rules.cookie_secure, httponly=True,
                                        samesite="Strict")
             return
+        create = session.sid is None
         if session.sid is None:
             session.sid = session_store.new_session_id()
-        session_store.save(deps, session.sid, session_store.SessionRecord(
-            data=dict(session), user_id=session.user_id, authenticated_at=session.authenticated_at))
+        saved = session_store.save(deps, session.sid, session_store.SessionRecord(
+            data=dict(session), user_id=session.user_id, authenticated_at=session.authenticated_at), create=create)
+        if not saved:  # revoked while this request ran: the browser keeps nothing
+            response.delete_cookie(rules.cookie_name, path="/", secure=rules.cookie_secure, httponly=True,
+                                   samesite="Strict")
+            return
         response.set_cookie(rules.cookie_name, session.sid, path="/", secure=rules.cookie_secure, httponly=True,
                             samesite="Strict")
         response.vary.add("Cookie")

@@ -136,7 +136,7 @@ def upgrade():
     op.create_table('staff_session',
     sa.Column('id_hash', sa.LargeBinary(length=32), nullable=False),
     sa.Column('user_id', sa.Uuid(), nullable=True),
-    sa.Column('data', sa.Text(), nullable=False),
+    sa.Column('data_enc', sa.LargeBinary(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('last_seen_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('authenticated_at', sa.DateTime(timezone=True), nullable=True),

@@ -7,6 +7,7 @@ or decomposed accents) verifies.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import functools
 import re
@@ -202,8 +203,10 @@ class PasswordHasher:
         self._hasher = argon2.PasswordHasher(
             time_cost=time_cost, memory_cost=memory_cost, parallelism=parallelism, type=argon2.Type.ID
         )
-        # Computed up front so the first unknown-user login is not slower than later ones.
-        self._dummy_hash = self._hasher.hash(secrets.token_urlsafe(32))
+        # A well-formed hash with the same parameters costs a real verify, and needs no hashing to make:
+        # building one with hash() here would add an argon2 run to every process start and CLI command.
+        salt, digest = (base64.b64encode(secrets.token_bytes(n)).decode().rstrip("=") for n in (16, 32))
+        self._dummy_hash = f"$argon2id$v=19$m={memory_cost},t={time_cost},p={parallelism}${salt}${digest}"
 
     def hash(self, password: str) -> str:
         if len(password) > MAX_PASSWORD_LENGTH:

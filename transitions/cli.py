@@ -112,16 +112,23 @@ def run_tick() -> None:
 
 
 @main.command("audit-verify")
+@click.option("--checkpoint", metavar="SEQ:HASH", help="A checkpoint printed by an earlier run and kept outside "
+              "the database; proves no event up to it was removed since.")
 @with_appcontext
-def audit_verify() -> None:
+def audit_verify(checkpoint: str | None) -> None:
     """Check the audit trail's HMAC chain; exit 1 and name the first broken event if it was tampered with."""
     from transitions.services import audit
 
     deps = _deps()
+    try:
+        expected = audit.parse_checkpoint(checkpoint) if checkpoint else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--checkpoint") from None
     with deps.db.transaction() as session:
-        report = audit.verify(session, deps.audit_chain)
+        report = audit.verify(session, deps.audit_chain, checkpoint=expected)
     if report.ok:
         click.echo(f"Audit chain intact: {report.checked} events verified.")
+        click.echo(f"Checkpoint (keep it outside the database): {report.checkpoint}")
         return
     click.echo(f"AUDIT CHAIN BROKEN at event {report.first_broken_seq}: {report.problem} "
                f"({report.checked} events verified before it).", err=True)

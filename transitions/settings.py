@@ -56,6 +56,7 @@ class SignInSettings:
     window_minutes: int
     lockout_minutes: int
     ip_limit: str
+    page_limit: str
 
 
 @dataclass(frozen=True)

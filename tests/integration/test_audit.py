@@ -88,3 +88,24 @@ def test_sign_in_success_and_failure_are_audited(client, deps, clock):
     assert ("sign_in.success", "success") in actions
     everything = " ".join(str(v) for r in rows for v in r)
     assert account.email not in everything and account.password not in everything
+
+
+def test_a_cut_tail_with_a_rewritten_head_is_caught_by_an_outside_checkpoint(app, deps):
+    _events(deps)
+    checkpoint = _verify(app).output.split("Checkpoint (keep it outside the database): ")[1].strip()
+    assert checkpoint.startswith("5:")
+    # Without the key, an intruder can still delete the tail and point the head at the new last event.
+    _raw(deps, "DELETE FROM audit_event WHERE seq > 3")
+    with deps.db.engine.begin() as conn:
+        conn.execute(text("UPDATE audit_chain_head SET last_seq = 3, last_hash = "
+                          "(SELECT chain_hash FROM audit_event WHERE seq = 3)"))
+    assert _verify(app).exit_code == 0  # the database alone cannot tell
+    result = app.test_cli_runner().invoke(cli, ["audit-verify", "--checkpoint", checkpoint])
+    assert result.exit_code == 1
+    assert "event 5 no longer matches the checkpoint" in result.output
+
+
+def test_a_malformed_checkpoint_is_a_usage_error(app, deps):
+    _events(deps, 1)
+    result = app.test_cli_runner().invoke(cli, ["audit-verify", "--checkpoint", "five:zz"])
+    assert result.exit_code == 2 and "1234:<64 hex digits>" in result.output

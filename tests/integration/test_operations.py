@@ -101,7 +101,7 @@ def test_per_ip_limit_is_shared_through_redis(tmp_path, database_url, smtp_serve
     url = os.environ["TRANSITIONS_TEST_REDIS_URL"]
     redis.Redis.from_url(url).flushdb()
     config = tmp_path / "limits.toml"
-    config.write_text('[sign_in]\nip_limit = "3 per minute"\n')
+    config.write_text('[sign_in]\nip_limit = "3 per minute"\npage_limit = "100 per minute"\n')
     env = test_environ(database_url, tmp_path / "i", TRANSITIONS_REDIS_URL=url, TRANSITIONS_CONFIG=str(config),
                        TRANSITIONS_SMTP_PORT=str(smtp_server.port))
     first = create_app(load_settings(env), clock=clock)
@@ -118,3 +118,22 @@ def test_per_ip_limit_is_shared_through_redis(tmp_path, database_url, smtp_serve
     assert "Too many" in response.get_data(as_text=True)
     for instance in (first, second):
         instance.extensions["transitions"].db.dispose()
+
+
+def test_showing_the_sign_in_form_is_limited_per_address(tmp_path, database_url, smtp_server, clock):
+    from tests.conftest import Browser, migrate, test_environ
+    from transitions.app import create_app
+    from transitions.settings import load_settings
+
+    config = tmp_path / "limits.toml"
+    config.write_text('[sign_in]\npage_limit = "5 per minute"\n')
+    env = test_environ(database_url, tmp_path / "i", TRANSITIONS_CONFIG=str(config),
+                       TRANSITIONS_SMTP_PORT=str(smtp_server.port))
+    app = create_app(load_settings(env), clock=clock)
+    migrate(app)
+    app.test_client_class = Browser
+    statuses = [app.test_client().get("/sign-in").status_code for _ in range(7)]
+    assert statuses == [200] * 5 + [429] * 2
+    other = app.test_client().get("/sign-in", environ_base={"REMOTE_ADDR": "10.1.2.3"})
+    assert other.status_code == 200  # another address is not affected
+    app.extensions["transitions"].db.dispose()

@@ -124,9 +124,25 @@ class ChainReport:
     checked: int
     first_broken_seq: int | None = None
     problem: str = ""
+    head_seq: int = 0
+    head_hash: bytes = b""
+
+    @property
+    def checkpoint(self) -> str:
+        """`SEQ:HASH` of the last event: keep it outside the database (IG mailbox, WORM store, SIEM)."""
+        return f"{self.head_seq}:{self.head_hash.hex()}"
 
 
-def verify(session: Session, chain: AuditChain, *, batch: int = 5000) -> ChainReport:
+def parse_checkpoint(text: str) -> tuple[int, bytes]:
+    seq, _, digest = text.strip().partition(":")
+    try:
+        return int(seq), bytes.fromhex(digest)
+    except ValueError as exc:
+        raise ValueError("a checkpoint looks like 1234:<64 hex digits>") from exc
+
+
+def verify(session: Session, chain: AuditChain, *, batch: int = 5000,
+           checkpoint: tuple[int, bytes] | None = None) -> ChainReport:
     """Recompute every link. Reports the first event whose hash does not follow from its predecessor.
 
     An edited row breaks its own link; a deleted or reordered row breaks the next one (sequence numbers
@@ -161,4 +177,12 @@ def verify(session: Session, chain: AuditChain, *, batch: int = 5000) -> ChainRe
         session.expunge_all()
     if checked != head.last_seq or previous != head.last_hash:
         return ChainReport(False, checked, checked + 1, "events after the last one found were removed")
-    return ChainReport(ok=True, checked=checked)
+    if checkpoint is not None:
+        # Someone with write access to the database could cut the tail and point the head at the new last
+        # event without any key. Only a checkpoint kept elsewhere shows that.
+        seq, digest = checkpoint
+        found = session.scalar(select(AuditEvent.chain_hash).where(AuditEvent.seq == seq))
+        if found is None or found != digest:
+            return ChainReport(False, checked, seq, f"event {seq} no longer matches the checkpoint kept outside "
+                                                    "the database", head.last_seq, head.last_hash)
+    return ChainReport(ok=True, checked=checked, head_seq=head.last_seq, head_hash=head.last_hash)

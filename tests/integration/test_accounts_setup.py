@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from sqlalchemy import text
+
 from tests.conftest import csrf_from, make_staff, post_form, sign_in
 from transitions.cli import main as cli
 from transitions.crypto import current_code
@@ -32,15 +34,23 @@ def test_fresh_database_has_no_accounts_and_admin_admin_fails(client):
     assert "Enter a correct email address and password" in response.get_data(as_text=True)
 
 
-def test_create_admin_link_sets_password_and_totp_then_signs_in(app, client, clock):
+def test_create_admin_link_sets_password_and_totp_then_signs_in(app, client, deps, clock):
     result = app.test_cli_runner().invoke(cli, ["create-admin", "root@example-council.test", "--name", "Alex Morgan"])
     assert result.exit_code == 0, result.output
     url = re.search(r"https://localhost/setup/\S+", result.output).group(0)
     path = _setup_path(url)
 
-    # Scanners fetch links: GETs show the page and consume nothing.
+    # Scanners fetch links: GETs show the page and change nothing at all.
+    def snapshot():
+        with deps.db.engine.connect() as conn:
+            return [conn.execute(text(f"SELECT * FROM {table} ORDER BY 1")).all()
+                    for table in ("staff_user", "setup_link", "audit_event", "outbox_message")]
+
+    before = snapshot()
     for _ in range(3):
         assert client.get(path).status_code == 200
+        assert client.get(path + "/authenticator").status_code == 302  # no password yet: back to step 1
+    assert snapshot() == before
     weak = post_form(client, path, {"password": "Password1!Password1!", "confirm": "Password1!Password1!"})
     assert "too common" in weak.get_data(as_text=True)
     secret = _complete_setup(client, path, clock)
@@ -120,6 +130,9 @@ def test_disabling_a_user_ends_their_sessions(app, client, deps, clock):
     assert other.get("/").status_code == 302
     blocked = post_form(other, "/sign-in", {"email": worker.email, "password": worker.password})
     assert "Enter a correct email address and password" in blocked.get_data(as_text=True)
+    # Allowing them back in later must not revive the old session.
+    post_form(client, f"/admin/users/{worker.id}/enable", {}, page=f"/admin/users/{worker.id}")
+    assert other.get("/").status_code == 302
 
 
 def test_role_change_signs_the_person_out(app, client, deps, clock):

@@ -109,3 +109,10 @@ def test_a_malformed_checkpoint_is_a_usage_error(app, deps):
     _events(deps, 1)
     result = app.test_cli_runner().invoke(cli, ["audit-verify", "--checkpoint", "five:zz"])
     assert result.exit_code == 2 and "1234:<64 hex digits>" in result.output
+
+
+def test_edited_details_are_reported(app, deps):
+    _events(deps)
+    _raw(deps, """UPDATE audit_event SET details = '{"count": 99}' WHERE seq = 3""")
+    result = _verify(app)
+    assert result.exit_code == 1 and "event 3" in result.output

@@ -187,3 +187,15 @@ def test_open_redirect_after_sign_in_is_refused(client, deps, clock):
                                                         "csrf_token": csrf_from(html)})
     response = post_form(client, "/sign-in/code", {"code": current_code(account.totp_secret, clock.now())})
     assert response.headers["Location"] == "/"
+
+
+def test_unknown_email_costs_the_same_argon2_work_as_a_wrong_password(client, deps, monkeypatch):
+    account = make_staff(deps)
+    calls = []
+    hasher = deps.hasher
+    real_verify, real_dummy = hasher.verify, hasher.dummy_verify
+    monkeypatch.setattr(hasher, "verify", lambda h, p: calls.append("verify") or real_verify(h, p))
+    monkeypatch.setattr(hasher, "dummy_verify", lambda p: calls.append("dummy") or real_dummy(p))
+    post_form(client, "/sign-in", {"email": "nobody@example-council.test", "password": "a wrong password here"})
+    post_form(client, "/sign-in", {"email": account.email, "password": "a wrong password here"})
+    assert calls == ["dummy", "verify"]

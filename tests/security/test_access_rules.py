@@ -71,3 +71,16 @@ def test_roles_outside_a_rule_get_403(app, client, deps, clock, role):
             continue
         if "GET" in methods:
             assert client.get(url).status_code == 403, url
+
+
+def test_every_post_route_refuses_a_missing_csrf_token(app, client, deps, clock):
+    admin = make_staff(deps, role="admin")
+    sign_in(client, admin, clock)
+    posts = [r for r in app.url_map.iter_rules() if "POST" in r.methods]
+    assert len(posts) >= 10
+    for rule in posts:
+        url = rule.rule.replace("<uuid:user_id>", str(admin.id)).replace("<token>", "t" * 43)
+        response = client.post(url, data={"email": "x@example.gov.uk", "password": "p", "role": "auditor"})
+        assert response.status_code == 400, url
+        assert "the form was out of date" in response.get_data(as_text=True), url
+    assert client.get("/").status_code == 200  # still signed in: nothing was done

@@ -137,3 +137,16 @@ def test_showing_the_sign_in_form_is_limited_per_address(tmp_path, database_url,
     other = app.test_client().get("/sign-in", environ_base={"REMOTE_ADDR": "10.1.2.3"})
     assert other.status_code == 200  # another address is not affected
     app.extensions["transitions"].db.dispose()
+
+
+def test_development_mailbox_lists_what_was_delivered(tmp_path, deps):
+    from transitions.services import outbox
+    from transitions.services.outbox import MailboxTransport
+
+    with deps.db.transaction() as session:
+        outbox.enqueue(session, deps.clock.now(), to="dev@example.gov.uk", subject="Hello", body="Body text",
+                       purpose="test", idempotency_key="dev-1")
+    report = outbox.deliver_due(deps, MailboxTransport(deps.settings.instance_path / "mailbox"))
+    assert report.sent == 1
+    (message,) = outbox.mailbox_messages(deps)
+    assert (message.to, message.subject, message.body.strip()) == ("dev@example.gov.uk", "Hello", "Body text")

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
 from transitions.crypto import (
@@ -82,7 +82,7 @@ def normalise_email(email: str) -> str:
     return email.strip().lower()
 
 
-def _by_email(deps: ServiceDeps, session: Session, email: str) -> StaffUser | None:
+def find_by_email(deps: ServiceDeps, session: Session, email: str) -> StaffUser | None:
     index = deps.blind_index.digest("staff-email", normalise_email(email))
     return session.scalars(select(StaffUser).where(StaffUser.email_index == index)).first()
 
@@ -121,7 +121,7 @@ def setup_url(deps: ServiceDeps, token: str) -> str:
 def _new_user(deps: ServiceDeps, session: Session, *, email: str, name: str, role: Role,
               team_id: uuid.UUID | None, is_demo: bool = False) -> StaffUser:
     email = normalise_email(email)
-    if _by_email(deps, session, email) is not None:
+    if find_by_email(deps, session, email) is not None:
         raise EmailInUseError(email)
     user = StaffUser(id=uuid.uuid4(), role=role.value, team_id=team_id, status=AccountStatus.INVITED.value,
                      created_at=deps.clock.now(), is_demo=is_demo)
@@ -303,7 +303,7 @@ def check_password(deps: ServiceDeps, email: str, password: str, actor: Actor) -
     user_id: uuid.UUID | None = None
     with deps.db.transaction() as session:
         _check_throttle(deps, session, key)
-        user = _by_email(deps, session, email) if len(email) <= MAX_EMAIL_LENGTH else None
+        user = find_by_email(deps, session, email) if len(email) <= MAX_EMAIL_LENGTH else None
         if user is None or user.password_hash is None or not user.is_active:
             deps.hasher.dummy_verify(password)
             outcome = InvalidCredentialsError()
@@ -418,8 +418,6 @@ class TeamView:
 
 def list_users(deps: ServiceDeps) -> list[StaffView]:
     with deps.db.transaction() as session:
-        from sqlalchemy.orm import selectinload
-
         users = session.scalars(select(StaffUser).options(selectinload(StaffUser.team))).all()
         views = [_view(u) for u in users]
     return sorted(views, key=lambda v: (v.status != AccountStatus.ACTIVE.value, v.display_name.casefold()))
@@ -435,8 +433,6 @@ def get_user(deps: ServiceDeps, user_id: uuid.UUID) -> StaffView:
 
 def list_teams(deps: ServiceDeps) -> list[TeamView]:
     with deps.db.transaction() as session:
-        from sqlalchemy.orm import selectinload
-
         teams = session.scalars(select(Team).options(selectinload(Team.members)).order_by(Team.name)).all()
         return [TeamView(t.id, t.name, len(t.members)) for t in teams]
 

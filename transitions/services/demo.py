@@ -10,7 +10,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from transitions.models import AccountStatus, Role, StaffUser, Team
 from transitions.services import audit
-from transitions.services.accounts import _by_email
+from transitions.services.accounts import find_by_email
 from transitions.services.audit import Actor
 from transitions.services.deps import ServiceDeps
 from transitions.services.errors import ForbiddenActionError
@@ -59,7 +59,7 @@ def load_demo(deps: ServiceDeps) -> list[str]:
                 created.append(f"team {name}")
         session.flush()
         for account in DEMO_ACCOUNTS:
-            if _by_email(deps, session, account.email) is not None:
+            if find_by_email(deps, session, account.email) is not None:
                 continue
             user = StaffUser(id=uuid.uuid4(), role=account.role.value, status=AccountStatus.ACTIVE.value,
                              team_id=teams[account.team].id if account.team else None,

@@ -77,7 +77,3 @@ def rotate(deps: ServiceDeps, actor: Actor, *, batch_size: int = 500) -> Rotatio
                      details={"key_id": report.active_key, "rows": report.fields_reencrypted,
                               "blobs": report.blobs_rewrapped})
     return report
-
-
-def key_census(deps: ServiceDeps) -> Counter[str]:
-    return _key_census(deps)

@@ -8,6 +8,8 @@ a message twice.
 
 from __future__ import annotations
 
+import email
+import email.policy
 import os
 import re
 import smtplib
@@ -222,6 +224,27 @@ def _record_attempt(deps: ServiceDeps, message_id: uuid.UUID, worker: str, error
             delay = min(mail.backoff_seconds * 2 ** (message.attempts - 1), mail.max_backoff_seconds)
             message.next_attempt_at = now + timedelta(seconds=delay)
             report.retrying += 1
+
+
+@dataclass(frozen=True)
+class MailboxMessage:
+    id: str
+    to: str
+    subject: str
+    date: str
+    body: str
+
+
+def mailbox_messages(deps: ServiceDeps) -> list[MailboxMessage]:
+    """What MailboxTransport delivered (development), newest first."""
+    directory = deps.settings.instance_path / "mailbox"
+    found = []
+    for path in sorted(directory.glob("*.eml"), key=lambda p: p.stat().st_mtime, reverse=True):
+        parsed = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        body = parsed.get_body(preferencelist=("plain",))
+        found.append(MailboxMessage(path.stem, str(parsed["To"]), str(parsed["Subject"]), str(parsed["Date"]),
+                                    body.get_content() if body else ""))
+    return found
 
 
 @dataclass(frozen=True)

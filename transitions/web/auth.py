@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from datetime import timedelta
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 from uuid import UUID
 
@@ -82,8 +82,6 @@ def _pending_user() -> UUID | None:
     raw, since = srv.get("pending_user_id"), srv.get("pending_since")
     if not raw or not since:
         return None
-    from datetime import datetime
-
     if datetime.fromisoformat(since) + PENDING_SIGN_IN <= deps().clock.now():
         srv.pop("pending_user_id", None)
         return None

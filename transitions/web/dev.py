@@ -5,10 +5,6 @@ The blueprint is registered only when TRANSITIONS_ENV=development.
 
 from __future__ import annotations
 
-import email
-import email.policy
-from pathlib import Path
-
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -20,20 +16,11 @@ from transitions.web.security import public
 bp = Blueprint("dev", __name__, url_prefix="/dev")
 
 
-def _mailbox() -> Path:
-    return deps().settings.instance_path / "mailbox"
-
-
 @bp.get("/mailbox")
 @public
 def mailbox() -> str:
-    messages = []
-    for path in sorted(_mailbox().glob("*.eml"), key=lambda p: p.stat().st_mtime, reverse=True):
-        parsed = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-        body = parsed.get_body(preferencelist=("plain",))
-        messages.append({"id": path.stem, "to": parsed["To"], "subject": parsed["Subject"], "date": parsed["Date"],
-                         "body": body.get_content() if body else ""})
-    return render_template("dev/mailbox.html", messages=messages, queued=outbox.recent(deps(), 20),
+    return render_template("dev/mailbox.html", messages=outbox.mailbox_messages(deps()),
+                           queued=outbox.recent(deps(), 20),
                            form=ConfirmForm())
 
 

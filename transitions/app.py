@@ -125,9 +125,14 @@ def navigation(user: StaffView | None) -> list[dict[str, object]]:
 
     if user is None:
         return []
-    items = [("home.index", "Home"), ("auth.account", "Your account")]
+    items = [("home.index", "Home")]
+    if not user.is_admin:
+        items.append(("children.index", "Children"))
+    if user.role.value in ("team_manager", "senior_manager", "auditor"):
+        items.append(("children.break_glass_log", "Break-glass access"))
     if user.is_admin:
-        items += [("admin.users", "Users"), ("admin.teams", "Teams")]
+        items += [("admin.users", "Users"), ("admin.teams", "Teams"), ("organisations.index", "Organisations")]
+    items.append(("auth.account", "Your account"))
     return [{"href": url_for(ep), "text": text, "active": request.endpoint == ep} for ep, text in items]
 
 
@@ -152,11 +157,13 @@ def install_sessions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask, settings: Settings) -> None:
-    from transitions.web import admin, auth, home
+    from transitions.web import admin, auth, children, home, organisations
 
     app.register_blueprint(home.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(organisations.bp)
+    app.register_blueprint(children.bp)
     if settings.is_development:
         from transitions.web import dev
 

@@ -17,7 +17,7 @@ from transitions.services.audit import Actor
 from transitions.services.deps import ServiceDeps
 
 #: Commands that serve no page: they get an app without the web layer, which starts faster (bench/b_startup).
-NO_WEB = frozenset({"create-admin", "demo", "tick", "audit-verify", "rotate-keys", "generate-keys", "db"})
+NO_WEB = frozenset({"create-admin", "demo", "seed-reference", "tick", "audit-verify", "rotate-keys", "generate-keys", "db"})
 
 
 class _Build:
@@ -83,11 +83,12 @@ def create_admin(email: str, name: str) -> None:
 @with_appcontext
 def load_demo() -> None:
     """Load fictional demo teams and one account per role (development only; idempotent)."""
-    from transitions.services import demo
+    from transitions.services import demo, demo_children
     from transitions.services.errors import ForbiddenActionError
 
     try:
         created = demo.load_demo(_deps())
+        created += demo_children.load_demo_children(_deps())
     except ForbiddenActionError as exc:
         click.echo(str(exc), err=True)
         sys.exit(1)
@@ -96,6 +97,17 @@ def load_demo() -> None:
                "secret):")
     for account in demo.DEMO_ACCOUNTS:
         click.echo(f"  {account.role.label:22} {account.email:38} {account.password:30} {account.totp_secret}")
+
+
+@main.command("seed-reference")
+@with_appcontext
+def seed_reference() -> None:
+    """Add or update every English local authority and police force in the organisations register."""
+    from transitions.services import organisations
+    from transitions.services.audit import Actor
+
+    report = organisations.seed_reference(_deps(), Actor.system("cli"))
+    click.echo(f"Organisations register: {report.authorities} local authorities, {report.forces} police forces.")
 
 
 @main.command("tick")

@@ -85,6 +85,20 @@ class MailSettings:
 
 
 @dataclass(frozen=True)
+class RecordSettings:
+    """The child's record: freshness thresholds, break-glass length and upload limits."""
+
+    due_soon_days: int
+    photo_warn_days: int
+    photo_stale_days: int
+    break_glass_minutes: int
+    photo_max_bytes: int
+    photo_max_pixels: int
+    document_max_bytes: int
+    pdf_check_seconds: float
+
+
+@dataclass(frozen=True)
 class Secrets:
     """Secret material. repr() hides it so a settings dump in a log leaks nothing."""
 
@@ -106,6 +120,7 @@ class Settings:
     setup_link_expiry_hours: int
     passwords: PasswordSettings
     mail: MailSettings
+    record: RecordSettings
     secrets: Secrets = field(repr=False)
     generated_dev_secrets: bool = False
 
@@ -227,6 +242,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         setup_link_expiry_hours=int(data["setup_links"]["expiry_hours"]),
         passwords=PasswordSettings(**data["passwords"]),
         mail=MailSettings(**mail),
+        record=RecordSettings(**data["record"]),
         secrets=Secrets(secret_key=secret_key, keyring=env_vars["TRANSITIONS_KEYRING"],
                         blind_index_key=blind_key, audit_key=audit_key),
         generated_dev_secrets=generated,

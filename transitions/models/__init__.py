@@ -2,6 +2,16 @@
 
 from transitions.models.audit import AuditChainHead, AuditEvent
 from transitions.models.base import Base, CipherMissingError, EncryptedText, UTCDateTime, new_id
+from transitions.models.children import (
+    ORGANISATION_KIND_LABELS,
+    Attachment,
+    BreakGlassGrant,
+    Child,
+    ChildSearchKey,
+    Organisation,
+    OrganisationKind,
+    SectionVersion,
+)
 from transitions.models.database import Database
 from transitions.models.outbox import OutboxMessage, OutboxStatus, StoredBlob
 from transitions.models.staff import (
@@ -16,6 +26,14 @@ from transitions.models.staff import (
 )
 
 __all__ = [
+    "ORGANISATION_KIND_LABELS",
+    "Attachment",
+    "BreakGlassGrant",
+    "Child",
+    "ChildSearchKey",
+    "Organisation",
+    "OrganisationKind",
+    "SectionVersion",
     "ROLE_LABELS",
     "AccountStatus",
     "AuditChainHead",

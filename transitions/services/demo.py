@@ -32,6 +32,8 @@ DEMO_ACCOUNTS = (
                 "amber kettle harbour lantern", "6NKIS3Z7QA7E2ICT4PW2JUQGDM6YSN4J"),
     DemoAccount("Sam Okafor", "social.worker@example-council.test", Role.SOCIAL_WORKER, "Children in Care North",
                 "violet meadow copper anchor", "2KDAL6GALJY43A2GY7A66DPDAFWGRPD5"),
+    DemoAccount("Dana Price", "social.worker.south@example-council.test", Role.SOCIAL_WORKER,
+                "Children in Care South", "ochre lantern pylon meadow", "KGDAZXPYR7XIOEJYQ2PFZJOSTFVYM5FY"),
     DemoAccount("Priya Shah", "cla.nurse@example-council.test", Role.CLA_NURSE, "Children in Care North",
                 "saffron pebble willow orbit", "HP3LPBED6T4G4QIEXFYG6E4YJ64LGZ6S"),
     DemoAccount("Jo Bennett", "team.manager@example-council.test", Role.TEAM_MANAGER, "Children in Care North",

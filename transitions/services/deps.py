@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 from transitions.clock import Clock
 from transitions.crypto import AuditChain, BlindIndex, BlobCipher, FieldCipher, Keyring, PasswordHasher
+from transitions.formdefs import Definitions, load_definitions
 from transitions.models import Database
+from transitions.paths import FORMS_DIR
 from transitions.settings import Settings
 
 
@@ -21,6 +23,8 @@ class ServiceDeps:
     blind_index: BlindIndex
     audit_chain: AuditChain
     hasher: PasswordHasher
+    #: The checklist definitions from forms/, validated at start-up (a broken file stops the service).
+    definitions: Definitions
 
 
 def build_deps(settings: Settings, clock: Clock) -> ServiceDeps:
@@ -39,4 +43,5 @@ def build_deps(settings: Settings, clock: Clock) -> ServiceDeps:
         audit_chain=AuditChain(settings.secrets.audit_key),
         hasher=PasswordHasher(time_cost=p.argon2_time_cost, memory_cost=p.argon2_memory_cost,
                               parallelism=p.argon2_parallelism),
+        definitions=load_definitions(FORMS_DIR),
     )

@@ -57,3 +57,39 @@ class AuditChainConflictError(ServiceError):
 
 class StoreUnavailableError(ServiceError):
     """The database did not answer; the request is served as far as it can be without it."""
+
+
+class ChildInvalidError(ServiceError):
+    """Some answers on a child's profile (or a break-glass reason) are not acceptable; errors per field."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("invalid answers")
+        self.errors = errors
+
+
+class BreakGlassRequiredError(ServiceError):
+    """The record exists but is not allocated to this person: a reason is needed (or, for some roles, refused)."""
+
+    def __init__(self, child_id: object, *, allowed: bool) -> None:
+        super().__init__("not allocated")
+        self.child_id = child_id
+        self.allowed = allowed
+
+
+class SectionInvalidError(ServiceError):
+    """A section's answers do not meet its definition. ``kept`` holds uploads already checked and stored, so
+    the person does not have to choose the file again."""
+
+    def __init__(self, errors: dict[str, str], kept: dict[str, dict[str, str]] | None = None) -> None:
+        super().__init__("invalid answers")
+        self.errors = errors
+        self.kept = kept or {}
+
+
+class EditConflictError(ServiceError):
+    """Someone saved the section after this person opened it; nothing was saved, their answers are kept."""
+
+    def __init__(self, current_version: int, kept: dict[str, dict[str, str]] | None = None) -> None:
+        super().__init__("edit conflict")
+        self.current_version = current_version
+        self.kept = kept or {}

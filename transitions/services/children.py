@@ -1,0 +1,660 @@
+"""The child's profile, search, the child's page and break-glass access.
+
+Every read of a child's record goes through ``_open`` (the access policy, an audit event, the named error)
+so no use case can forget one of the three.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from transitions.formdefs import SectionDef
+from transitions.models import (
+    BreakGlassGrant,
+    Child,
+    ChildSearchKey,
+    Organisation,
+    Role,
+    SectionVersion,
+    StaffUser,
+    Team,
+)
+from transitions.services import audit, outbox
+from transitions.services.access import ChildAccess, Via, access_to, allocation_access, visible_filter
+from transitions.services.accounts import StaffView
+from transitions.services.audit import Actor
+from transitions.services.deps import ServiceDeps
+from transitions.services.errors import (
+    BreakGlassRequiredError,
+    ChildInvalidError,
+    ForbiddenActionError,
+    NotFoundError,
+)
+from transitions.services.values import ENTRIES, format_date, format_nhs_number, gaps, valid_nhs_number
+
+SECTION_STATUS_LABELS = {"missing": "Missing", "overdue": "Overdue", "due_soon": "Due soon", "complete": "Complete"}
+PHOTO_STATUS_LABELS = {"missing": "No photo", "stale": "Photo out of date", "warn": "Photo getting old",
+                       "current": "Photo up to date"}
+RESTRICTED_STATUSES = frozenset({"no_contact_court_order", "no_contact_la_decision"})
+
+
+# ---- profile ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProfileInput:
+    legal_name: str
+    preferred_name: str
+    aliases: str
+    date_of_birth: date | None
+    sex: str
+    nhs_number: str
+    nhs_number_not_known: bool
+    la_child_id: str
+    legal_status: str
+    placement_type: str
+    placement_started_on: date | None
+    responsible_la_id: uuid.UUID | None
+    current_placement_id: uuid.UUID | None
+    allocated_worker_id: uuid.UUID | None
+    team_id: uuid.UUID | None
+
+
+def _check_profile(deps: ServiceDeps, session: Session, data: ProfileInput, today: date) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    codes = deps.definitions.code_lists
+    if not data.legal_name.strip():
+        errors["legal_name"] = "Enter the child's legal name"
+    elif len(data.legal_name) > 200:
+        errors["legal_name"] = "Legal name must be 200 characters or fewer"
+    if not data.preferred_name.strip():
+        errors["preferred_name"] = "Enter the name the child likes to be called"
+    elif len(data.preferred_name) > 200:
+        errors["preferred_name"] = "Preferred name must be 200 characters or fewer"
+    if len(data.aliases) > 1000:
+        errors["aliases"] = "Other names must be 1000 characters or fewer"
+    if data.date_of_birth is None:
+        errors["date_of_birth"] = "Enter the child's date of birth"
+    elif data.date_of_birth > today:
+        errors["date_of_birth"] = "Date of birth must be today or in the past"
+    elif data.date_of_birth < today.replace(year=today.year - 26):
+        errors["date_of_birth"] = "Date of birth must be within the last 25 years"
+    if data.sex not in codes["SEX"].codes:
+        errors["sex"] = "Select the child's sex"
+    nhs = "".join(data.nhs_number.split())
+    if nhs and not valid_nhs_number(nhs):
+        errors["nhs_number"] = "Enter a valid NHS number, like 485 777 3456 – it is 10 digits and the last one " \
+                               "is a check digit"
+    elif not nhs and not data.nhs_number_not_known:
+        errors["nhs_number"] = "Enter the child's NHS number, or select that it is not known yet"
+    if not data.la_child_id.strip():
+        errors["la_child_id"] = "Enter the child's ID in the case management system"
+    elif len(data.la_child_id.strip()) > 40:
+        errors["la_child_id"] = "Local child ID must be 40 characters or fewer"
+    if data.legal_status not in codes["LS"].codes:
+        errors["legal_status"] = "Select the child's legal status"
+    if data.placement_type not in codes["PLACE"].codes:
+        errors["placement_type"] = "Select the placement type"
+    if data.placement_started_on is not None and data.placement_started_on > today + timedelta(days=366):
+        errors["placement_started_on"] = "Placement start date must be within the next year"
+    if data.responsible_la_id is None or _org(session, data.responsible_la_id, "local_authority") is None:
+        errors["responsible_la_id"] = "Select the responsible local authority"
+    if data.current_placement_id is not None and _org(session, data.current_placement_id) is None:
+        errors["current_placement_id"] = "Select the current placement from the list"
+    if data.team_id is None or session.get(Team, data.team_id) is None:
+        errors["team_id"] = "Select the team the child is allocated to"
+    if data.allocated_worker_id is not None:
+        worker = session.get(StaffUser, data.allocated_worker_id)
+        if worker is None or worker.role != Role.SOCIAL_WORKER.value:
+            errors["allocated_worker_id"] = "Select the allocated social worker from the list"
+        elif "team_id" not in errors and worker.team_id != data.team_id:
+            errors["allocated_worker_id"] = "The allocated social worker must be in the team you selected"
+    return errors
+
+
+def _org(session: Session, org_id: uuid.UUID, kind: str | None = None) -> Organisation | None:
+    org = session.get(Organisation, org_id)
+    if org is None or (kind is not None and org.kind != kind):
+        return None
+    return org
+
+
+def _set_profile(deps: ServiceDeps, session: Session, child: Child, data: ProfileInput) -> list[str]:
+    values: dict[str, str | None] = {
+        "legal_name": " ".join(data.legal_name.split()),
+        "preferred_name": " ".join(data.preferred_name.split()),
+        "aliases": "\n".join(line.strip() for line in data.aliases.splitlines() if line.strip()) or None,
+        "date_of_birth": data.date_of_birth.isoformat() if data.date_of_birth else None,
+        "sex": data.sex,
+        "nhs_number": "".join(data.nhs_number.split()) or None,
+        "la_child_id": data.la_child_id.strip(),
+        "legal_status": data.legal_status,
+        "placement_type": data.placement_type,
+        "placement_started_on": data.placement_started_on.isoformat() if data.placement_started_on else None,
+    }
+    changed = [name for name, value in values.items() if getattr(child, name) != value]
+    for name in changed:
+        setattr(child, name, values[name])
+    for name in ("responsible_la_id", "current_placement_id", "allocated_worker_id", "team_id"):
+        if getattr(child, name) != getattr(data, name):
+            setattr(child, name, getattr(data, name))
+            changed.append(name)
+    _index(deps, session, child, values)
+    return changed
+
+
+def _surname(name: str) -> str:
+    parts = name.split()
+    return parts[-1] if parts else ""
+
+
+def _index(deps: ServiceDeps, session: Session, child: Child, values: dict[str, str | None]) -> None:
+    """Rebuild the child's blind indexes: full names, aliases, surname + DOB, NHS number, local id (R45)."""
+    session.query(ChildSearchKey).filter(ChildSearchKey.child_id == child.id).delete(synchronize_session=False)
+    bi = deps.blind_index
+    names = {values["legal_name"] or "", values["preferred_name"] or ""}
+    names |= set((values["aliases"] or "").splitlines())
+    keys: set[tuple[str, bytes]] = set()
+    dob = values["date_of_birth"] or ""
+    for name in filter(None, names):
+        keys.add(("name", bi.digest("child-name", name)))
+        if dob:
+            keys.add(("surname_dob", bi.digest("child-surname-dob", _surname(name), dob)))
+    if values["nhs_number"]:
+        keys.add(("nhs", bi.digest("child-nhs", values["nhs_number"])))
+    if values["la_child_id"]:
+        keys.add(("local_id", bi.digest("child-local-id", values["la_child_id"])))
+    session.add_all(ChildSearchKey(child_id=child.id, kind=kind, digest=digest) for kind, digest in sorted(keys))
+
+
+def create_child(deps: ServiceDeps, data: ProfileInput, user: StaffView, actor: Actor) -> uuid.UUID:
+    if user.role not in (Role.SOCIAL_WORKER, Role.TEAM_MANAGER, Role.SENIOR_MANAGER):
+        raise ForbiddenActionError("Only social workers and managers add children")
+    now = deps.clock.now()
+    with deps.db.transaction() as session:
+        errors = _check_profile(deps, session, data, now.date())
+        if not errors and user.role is not Role.SENIOR_MANAGER and data.team_id != user.team_id:
+            errors["team_id"] = "You can only add children to your own team"
+        if errors:
+            raise ChildInvalidError(errors)
+        child = Child(id=uuid.uuid4(), created_at=now, updated_at=now)
+        session.add(child)
+        _set_profile(deps, session, child, data)
+        audit.record(session, deps.audit_chain, deps.clock, actor, "child.created", object_type="child",
+                     object_id=child.id, details={"team_id": data.team_id})
+        return child.id
+
+
+def update_profile(deps: ServiceDeps, child_id: uuid.UUID, data: ProfileInput, user: StaffView,
+                   actor: Actor) -> list[str]:
+    now = deps.clock.now()
+    with deps.db.transaction() as session:
+        child, access = _open(deps, session, child_id, user, actor, action=None)
+        if not access.can_edit_profile:
+            raise ForbiddenActionError("You cannot change this child's details")
+        errors = _check_profile(deps, session, data, now.date())
+        if errors:
+            raise ChildInvalidError(errors)
+        changed = _set_profile(deps, session, child, data)
+        if changed:
+            child.updated_at = now
+        audit.record(session, deps.audit_chain, deps.clock, actor, "child.profile_changed", object_type="child",
+                     object_id=child.id, details={"fields": ",".join(changed), "via": access.via.value})
+        return changed
+
+
+# ---- opening a record -------------------------------------------------------------------------------------
+
+
+def _open(deps: ServiceDeps, session: Session, child_id: uuid.UUID, user: StaffView, actor: Actor, *,
+          action: str | None = "child.viewed", details: dict[str, object] | None = None) -> tuple[Child, ChildAccess]:
+    child = session.get(Child, child_id)
+    if child is None:
+        raise NotFoundError("child")
+    access = access_to(session, user, child, deps.clock.now())
+    if not access.can_read:
+        raise BreakGlassRequiredError(child_id, allowed=access.may_break_glass)
+    if action:
+        audit.record(session, deps.audit_chain, deps.clock, actor, action, object_type="child", object_id=child.id,
+                     details={**(details or {}), "via": access.via.value})
+    return child, access
+
+
+def record_denial(deps: ServiceDeps, child_id: uuid.UUID, actor: Actor, endpoint: str) -> None:
+    audit.log_event(deps, actor, "child.access_denied", object_type="child", object_id=child_id, outcome="denied",
+                    details={"endpoint": endpoint})
+
+
+@dataclass(frozen=True)
+class Person:
+    id: uuid.UUID
+    name: str
+
+
+@dataclass(frozen=True)
+class OrgSummary:
+    id: uuid.UUID
+    name: str
+    kind: str
+    code: str | None
+    phone: str | None
+    local_authority: str | None = None
+    police_force: str | None = None
+
+
+@dataclass(frozen=True)
+class Profile:
+    id: uuid.UUID
+    legal_name: str
+    preferred_name: str
+    aliases: list[str]
+    date_of_birth: date | None
+    age: int | None
+    sex: str
+    sex_label: str
+    nhs_number: str
+    la_child_id: str
+    legal_status: str
+    legal_status_label: str
+    placement_type: str
+    placement_type_label: str
+    placement_started_on: date | None
+    responsible_la: OrgSummary | None
+    placement: OrgSummary | None
+    worker: Person | None
+    team: Person | None
+
+    @property
+    def display_name(self) -> str:
+        return self.preferred_name or self.legal_name
+
+    @property
+    def date_of_birth_text(self) -> str:
+        return format_date(self.date_of_birth)
+
+    @property
+    def nhs_number_text(self) -> str:
+        return format_nhs_number(self.nhs_number) if self.nhs_number else ""
+
+
+def _age(dob: date | None, today: date) -> int | None:
+    if dob is None:
+        return None
+    return today.year - dob.year - ((today.month, today.day) < (dob.month, dob.day))
+
+
+def _profiles(deps: ServiceDeps, session: Session, children: list[Child]) -> list[Profile]:
+    """Profiles for many children with a fixed number of queries (organisations, staff, teams in bulk)."""
+    today = deps.clock.now().date()
+    org_ids = {i for c in children for i in (c.responsible_la_id, c.current_placement_id) if i}
+    orgs = {o.id: o for o in session.scalars(select(Organisation).where(Organisation.id.in_(org_ids)))} \
+        if org_ids else {}
+    la_ids = {o.local_authority_id for o in orgs.values() if o.local_authority_id} - set(orgs)
+    if la_ids:
+        orgs |= {o.id: o for o in session.scalars(select(Organisation).where(Organisation.id.in_(la_ids)))}
+    force_ids = {o.police_force_id for o in orgs.values() if o.police_force_id} - set(orgs)
+    if force_ids:
+        orgs |= {o.id: o for o in session.scalars(select(Organisation).where(Organisation.id.in_(force_ids)))}
+    worker_ids = {c.allocated_worker_id for c in children if c.allocated_worker_id}
+    workers = {u.id: u for u in session.scalars(select(StaffUser).where(StaffUser.id.in_(worker_ids)))} \
+        if worker_ids else {}
+    team_ids = {c.team_id for c in children if c.team_id}
+    teams = {t.id: t for t in session.scalars(select(Team).where(Team.id.in_(team_ids)))} if team_ids else {}
+    codes = deps.definitions.code_lists
+
+    def summary(org_id: uuid.UUID | None) -> OrgSummary | None:
+        org = orgs.get(org_id) if org_id else None
+        if org is None:
+            return None
+        la = orgs.get(org.local_authority_id) if org.local_authority_id else (
+            org if org.kind == "local_authority" else None)
+        force = orgs.get(la.police_force_id) if la is not None and la.police_force_id else None
+        return OrgSummary(id=org.id, name=org.name, kind=org.kind, code=org.code, phone=org.phone,
+                          local_authority=la.name if la else None, police_force=force.name if force else None)
+
+    profiles = []
+    for c in children:
+        dob = date.fromisoformat(c.date_of_birth) if c.date_of_birth else None
+        worker = workers.get(c.allocated_worker_id) if c.allocated_worker_id else None
+        team = teams.get(c.team_id) if c.team_id else None
+        profiles.append(Profile(
+            id=c.id, legal_name=c.legal_name or "", preferred_name=c.preferred_name or "",
+            aliases=(c.aliases or "").splitlines(), date_of_birth=dob, age=_age(dob, today), sex=c.sex or "",
+            sex_label=codes["SEX"].label(c.sex or ""), nhs_number=c.nhs_number or "",
+            la_child_id=c.la_child_id or "", legal_status=c.legal_status or "",
+            legal_status_label=codes["LS"].label(c.legal_status or ""), placement_type=c.placement_type or "",
+            placement_type_label=codes["PLACE"].label(c.placement_type or ""),
+            placement_started_on=date.fromisoformat(c.placement_started_on) if c.placement_started_on else None,
+            responsible_la=summary(c.responsible_la_id), placement=summary(c.current_placement_id),
+            worker=Person(worker.id, worker.display_name or "") if worker else None,
+            team=Person(team.id, team.name) if team else None,
+        ))
+    return profiles
+
+
+@dataclass(frozen=True)
+class SectionSummary:
+    code: str
+    title: str
+    summary: str
+    core: bool
+    status: str
+    version: int | None
+    reviewed_on: date | None
+    next_review_due: date | None
+    gaps: list[str]
+    can_edit: bool
+    author: str | None = None
+    author_role: str | None = None
+
+    @property
+    def status_label(self) -> str:
+        return SECTION_STATUS_LABELS[self.status]
+
+
+@dataclass(frozen=True)
+class PhotoStatus:
+    status: str
+    attachment_id: uuid.UUID | None
+    taken_on: date | None
+    age_days: int | None
+
+    @property
+    def label(self) -> str:
+        return PHOTO_STATUS_LABELS[self.status]
+
+
+@dataclass(frozen=True)
+class RestrictedPerson:
+    name: str
+    relationship: str
+    reasons: list[str]
+    order_reference: str
+
+
+@dataclass(frozen=True)
+class ChildPage:
+    profile: Profile
+    access: ChildAccess
+    sections: list[SectionSummary]
+    photo: PhotoStatus
+    restricted: list[RestrictedPerson]
+    preferred_hospital: str
+    emergency_instruction: str
+    contents: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def core_gaps(self) -> int:
+        return sum(1 for s in self.sections if s.core and s.status in ("missing", "overdue"))
+
+
+def section_status(next_review_due: date | None, today: date, due_soon_days: int) -> str:
+    if next_review_due is None:
+        return "missing"
+    if next_review_due < today:
+        return "overdue"
+    if next_review_due <= today + timedelta(days=due_soon_days):
+        return "due_soon"
+    return "complete"
+
+
+def photo_status(taken_on: date | None, attachment: uuid.UUID | None, today: date, warn_days: int,
+                 stale_days: int) -> PhotoStatus:
+    if taken_on is None or attachment is None:
+        return PhotoStatus("missing", None, None, None)
+    age = (today - taken_on).days
+    status = "stale" if age > stale_days else "warn" if age > warn_days else "current"
+    return PhotoStatus(status, attachment, taken_on, age)
+
+
+def current_versions(session: Session, child_id: uuid.UUID) -> dict[str, SectionVersion]:
+    """The newest version of each section in one query, however many versions exist."""
+    rows = session.scalars(select(SectionVersion).where(SectionVersion.child_id == child_id,
+                                                        SectionVersion.is_current.is_(True)))
+    return {row.section_code: row for row in rows}
+
+
+def _restricted(section: SectionDef | None, content: dict[str, Any]) -> list[RestrictedPerson]:
+    if section is None or section.entry is None:
+        return []
+    people = []
+    status_codes = section.entry.field("contact_status").codes if any(
+        f.id == "contact_status" for f in section.entry.fields) else None
+    for entry in content.get(ENTRIES, []) or []:
+        reasons = []
+        status = entry.get("contact_status")
+        if status in RESTRICTED_STATUSES and status_codes:
+            reasons.append(status_codes.label(status))
+        if entry.get("must_not_know_placement_address") == "yes":
+            reasons.append("Must not know the placement address")
+        if entry.get("is_associate_of_concern") == "yes":
+            reasons.append("Associate of concern (see the exploitation plan)")
+        if reasons:
+            people.append(RestrictedPerson(name=str(entry.get("name") or ""),
+                                           relationship=str(entry.get("relationship") or ""), reasons=reasons,
+                                           order_reference=str(entry.get("order_reference") or "")))
+    return people
+
+
+def child_page(deps: ServiceDeps, child_id: uuid.UUID, user: StaffView, actor: Actor) -> ChildPage:
+    """Everything the child's page shows, read with a fixed number of queries (a test counts them)."""
+    record = deps.settings.record
+    today = deps.clock.now().date()
+    with deps.db.transaction() as session:
+        child, access = _open(deps, session, child_id, user, actor)
+        profile = _profiles(deps, session, [child])[0]
+        versions = current_versions(session, child.id)
+        authors = {u.id: u for u in session.scalars(
+            select(StaffUser).where(StaffUser.id.in_({v.author_id for v in versions.values()})))} \
+            if versions else {}
+        contents = {code: json.loads(v.content or "{}") for code, v in versions.items()}
+        summaries = []
+        for section in deps.definitions.ordered():
+            v = versions.get(section.code)
+            content = contents.get(section.code, {})
+            author = authors.get(v.author_id) if v else None
+            summaries.append(SectionSummary(
+                code=section.code, title=section.title, summary=section.summary, core=section.core,
+                status=section_status(v.next_review_due if v else None, today, record.due_soon_days),
+                version=v.version if v else None, reviewed_on=v.reviewed_on if v else None,
+                next_review_due=v.next_review_due if v else None,
+                gaps=gaps(section, content) if v else [], can_edit=access.can_edit(section),
+                author=author.display_name if author else None,
+                author_role=Role(v.author_role).label if v else None,
+            ))
+        photo_content = contents.get("PHOTO", {})
+        taken = photo_content.get("taken_on")
+        photo_ref = photo_content.get("photo")
+        attachment_id = uuid.UUID(photo_ref["attachment"]) if isinstance(photo_ref, dict) and \
+            "attachment" in photo_ref else None
+        health = contents.get("HEALTH", {})
+        return ChildPage(
+            profile=profile, access=access, sections=summaries,
+            photo=photo_status(date.fromisoformat(taken) if isinstance(taken, str) else None, attachment_id, today,
+                               record.photo_warn_days, record.photo_stale_days),
+            restricted=_restricted(deps.definitions.sections.get("CONTACTS"), contents.get("CONTACTS", {})),
+            preferred_hospital=_text(health.get("preferred_hospital_name")),
+            emergency_instruction=_text(health.get("emergency_instruction")),
+            contents=contents,
+        )
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def profile_for_edit(deps: ServiceDeps, child_id: uuid.UUID, user: StaffView, actor: Actor) -> Profile:
+    with deps.db.transaction() as session:
+        child, access = _open(deps, session, child_id, user, actor, action=None)
+        if not access.can_edit_profile:
+            raise ForbiddenActionError("You cannot change this child's details")
+        return _profiles(deps, session, [child])[0]
+
+
+def child_heading(deps: ServiceDeps, child_id: uuid.UUID, user: StaffView, actor: Actor,
+                  action: str | None = None) -> tuple[Profile, ChildAccess]:
+    """The profile and access for pages inside a record (section forms, history)."""
+    with deps.db.transaction() as session:
+        child, access = _open(deps, session, child_id, user, actor, action=action)
+        return _profiles(deps, session, [child])[0], access
+
+
+# ---- lists and search -------------------------------------------------------------------------------------
+
+
+def my_children(deps: ServiceDeps, user: StaffView, limit: int = 200) -> list[Profile]:
+    with deps.db.transaction() as session:
+        query = select(Child)
+        condition = visible_filter(user)
+        if condition is not None:
+            query = query.where(condition)  # type: ignore[arg-type]
+        children = list(session.scalars(query.limit(limit)))
+        profiles = _profiles(deps, session, children)
+    return sorted(profiles, key=lambda p: (p.display_name.casefold(), str(p.id)))
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    visible: list[Profile]
+    #: Records that match but which the user may only open with a break-glass reason.
+    not_allocated: list[uuid.UUID]
+
+
+def search(deps: ServiceDeps, query: str, date_of_birth: date | None, user: StaffView, actor: Actor) -> SearchResult:
+    """Exact match on a name, alias, NHS number or local child ID through blind indexes; never plaintext."""
+    bi = deps.blind_index
+    text = " ".join(query.split())
+    digits = "".join(text.split())
+    digests: list[bytes] = []
+    kind = "name"
+    if digits.isdigit() and len(digits) == 10:
+        digests.append(bi.digest("child-nhs", digits))
+        kind = "nhs"
+    if text:
+        digests += [bi.digest("child-local-id", text), bi.digest("child-name", text)]
+        if date_of_birth is not None:
+            digests.append(bi.digest("child-surname-dob", _surname(text), date_of_birth.isoformat()))
+    if user.role is Role.ADMIN:
+        raise ForbiddenActionError("Administrators do not see children's records")
+    with deps.db.transaction() as session:
+        ids = set(session.scalars(select(ChildSearchKey.child_id).where(ChildSearchKey.digest.in_(digests)))) \
+            if digests else set()
+        children = list(session.scalars(select(Child).where(Child.id.in_(ids)))) if ids else []
+        if date_of_birth is not None:
+            children = [c for c in children if c.date_of_birth == date_of_birth.isoformat()]
+        visible = [c for c in children if allocation_access(user, c) is not Via.NONE]
+        hidden = [c.id for c in children if allocation_access(user, c) is Via.NONE]
+        audit.record(session, deps.audit_chain, deps.clock, actor, "child.searched",
+                     details={"kind": kind, "count": len(visible), "rows": len(hidden)})
+        return SearchResult(visible=_profiles(deps, session, visible), not_allocated=sorted(hidden, key=str))
+
+
+# ---- break-glass ------------------------------------------------------------------------------------------
+
+BREAK_GLASS_BODY = """A member of staff has opened a child's record that is not allocated to them, using break-glass
+access. Their reason is recorded.
+
+Please check that the access was appropriate: sign in to {service} and open "Break-glass access".
+{url}
+
+This email does not name the child or the member of staff.
+{council}
+"""
+
+
+def break_glass(deps: ServiceDeps, child_id: uuid.UUID, reason: str, user: StaffView, actor: Actor) -> datetime:
+    """Grant read-only access for a limited time, tell the child's team managers, flag it in the audit."""
+    reason = " ".join(reason.split())
+    if len(reason) < 10:
+        raise ChildInvalidError({"reason": "Enter the reason you need to see this record (at least 10 characters)"})
+    if len(reason) > 500:
+        raise ChildInvalidError({"reason": "Reason must be 500 characters or fewer"})
+    now = deps.clock.now()
+    with deps.db.transaction() as session:
+        child = session.get(Child, child_id)
+        if child is None:
+            raise NotFoundError("child")
+        access = access_to(session, user, child, now)
+        if access.can_read:
+            return access.break_glass_until or now
+        if not access.may_break_glass:
+            raise ForbiddenActionError("Your role cannot open children's records")
+        grant = BreakGlassGrant(id=uuid.uuid4(), child_id=child.id, staff_id=user.id, created_at=now,
+                                expires_at=now + timedelta(minutes=deps.settings.record.break_glass_minutes))
+        grant.reason = reason
+        session.add(grant)
+        managers = _team_managers(session, child.team_id)
+        settings = deps.settings.app
+        for manager in managers:
+            outbox.enqueue(session, now, to=manager.email or "", subject=f"{settings.service_name}: break-glass access",
+                           body=BREAK_GLASS_BODY.format(service=settings.service_name, council=settings.council_name,
+                                                        url=settings.public_base_url.rstrip("/") + "/break-glass"),
+                           purpose="break_glass", idempotency_key=f"break-glass:{grant.id}:{manager.id}")
+        audit.record(session, deps.audit_chain, deps.clock, actor, "child.break_glass", object_type="child",
+                     object_id=child.id, details={"link_id": grant.id, "count": len(managers),
+                                                  "via": Via.BREAK_GLASS.value})
+        return grant.expires_at
+
+
+def _team_managers(session: Session, team_id: uuid.UUID | None) -> list[StaffUser]:
+    if team_id is None:
+        return []
+    return list(session.scalars(select(StaffUser).where(StaffUser.team_id == team_id,
+                                                        StaffUser.role == Role.TEAM_MANAGER.value,
+                                                        StaffUser.status == "active")))
+
+
+@dataclass(frozen=True)
+class BreakGlassEntry:
+    id: uuid.UUID
+    child_id: uuid.UUID
+    staff_name: str
+    staff_role: str
+    reason: str
+    created_at: datetime
+    expires_at: datetime
+
+
+def break_glass_log(deps: ServiceDeps, user: StaffView, actor: Actor, limit: int = 200) -> list[BreakGlassEntry]:
+    """Break-glass grants managers must be able to see: a team manager their team's children, seniors all."""
+    if user.role not in (Role.TEAM_MANAGER, Role.SENIOR_MANAGER, Role.AUDITOR):
+        raise ForbiddenActionError("Only managers and auditors see break-glass access")
+    with deps.db.transaction() as session:
+        query = (select(BreakGlassGrant, StaffUser).join(StaffUser, StaffUser.id == BreakGlassGrant.staff_id)
+                 .join(Child, Child.id == BreakGlassGrant.child_id)
+                 .order_by(BreakGlassGrant.created_at.desc()).limit(limit))
+        if user.role is Role.TEAM_MANAGER:
+            query = query.where(Child.team_id == user.team_id)
+        rows = session.execute(query).all()
+        audit.record(session, deps.audit_chain, deps.clock, actor, "break_glass.log_viewed",
+                     details={"count": len(rows)})
+        return [BreakGlassEntry(id=g.id, child_id=g.child_id, staff_name=s.display_name or "",
+                                staff_role=Role(s.role).label, reason=g.reason or "", created_at=g.created_at,
+                                expires_at=g.expires_at) for g, s in rows]
+
+
+# ---- choices for forms ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Choice:
+    value: str
+    label: str
+
+
+def allocation_choices(deps: ServiceDeps) -> tuple[list[Choice], list[Choice]]:
+    """Teams, and social workers with their team, for the profile form."""
+    with deps.db.transaction() as session:
+        teams = [Choice(str(t.id), t.name) for t in session.scalars(select(Team).order_by(Team.name))]
+        team_names = {c.value: c.label for c in teams}
+        workers = [Choice(str(u.id), f"{u.display_name} ({team_names.get(str(u.team_id), 'no team')})")
+                   for u in session.scalars(select(StaffUser).where(StaffUser.role == Role.SOCIAL_WORKER.value,
+                                                                    StaffUser.status != "disabled"))]
+    return teams, sorted(workers, key=lambda c: c.label.casefold())

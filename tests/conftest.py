@@ -198,8 +198,12 @@ def make_staff(deps: ServiceDeps, *, role: str = "social_worker", email: str | N
     with deps.db.transaction() as session:
         team_id = None
         if team:
-            t = Team(id=uuid.uuid4(), name=team, created_at=deps.clock.now())
-            session.add(t)
+            from sqlalchemy import select
+
+            t = session.scalars(select(Team).where(Team.name == team)).first()
+            if t is None:
+                t = Team(id=uuid.uuid4(), name=team, created_at=deps.clock.now())
+                session.add(t)
             team_id = t.id
         user = StaffUser(id=uuid.uuid4(), role=role, status="active", created_at=deps.clock.now(),
                          password_hash=deps.hasher.hash(password), team_id=team_id)

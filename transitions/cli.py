@@ -17,7 +17,8 @@ from transitions.services.audit import Actor
 from transitions.services.deps import ServiceDeps
 
 #: Commands that serve no page: they get an app without the web layer, which starts faster (bench/b_startup).
-NO_WEB = frozenset({"create-admin", "demo", "seed-reference", "tick", "audit-verify", "rotate-keys", "generate-keys", "db"})
+NO_WEB = frozenset({"create-admin", "demo", "seed-reference", "tick", "audit-verify", "rotate-keys", "generate-keys",
+                    "db"})
 
 
 class _Build:
@@ -27,8 +28,14 @@ class _Build:
 
 def _app() -> Flask:
     from transitions.app import create_app
+    from transitions.formdefs import FormDefinitionError
+    from transitions.settings import SettingsError
 
-    app = create_app(web=_Build.web)
+    try:
+        app = create_app(web=_Build.web)
+    except (SettingsError, FormDefinitionError) as exc:
+        click.echo(f"CLA Transitions cannot start: {exc}", err=True)
+        sys.exit(2)
     if _Build.migrations:
         from transitions.migrations_support import install_migrations
 

@@ -18,8 +18,15 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "CodeList", "Definitions", "EntryDef", "FieldDef", "FormDefinitionError", "SectionDef",
-    "FIELD_TYPES", "ROLES_THAT_EDIT", "load_definitions",
+    "FIELD_TYPES",
+    "ROLES_THAT_EDIT",
+    "CodeList",
+    "Definitions",
+    "EntryDef",
+    "FieldDef",
+    "FormDefinitionError",
+    "SectionDef",
+    "load_definitions",
 ]
 
 #: Every field type a definition may use, and what the staff form shows for it.
@@ -94,7 +101,7 @@ class FieldDef:
         if kind == "too_long":
             return f"{self.label} must be {self.max_length} characters or fewer"
         if kind == "choice":
-            return f"Select {self.label.lower()} from the list"
+            return "Select " + self.label.lower() + " from the list"  # noqa: S608 - a message, not SQL
         return self.errors.get("invalid", f"Enter {self.label.lower()}")
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from transitions.paths import CONFIG_DIR, REPO_ROOT
+from transitions.paths import CONFIG_DIR, FORMS_DIR, REPO_ROOT
 
 Environment = Literal["production", "development", "test"]
 ENVIRONMENTS: tuple[Environment, ...] = ("production", "development", "test")
@@ -123,6 +123,8 @@ class Settings:
     record: RecordSettings
     secrets: Secrets = field(repr=False)
     generated_dev_secrets: bool = False
+    #: The checklist definitions (sections, code lists). A partnership may point this at its own reviewed copy.
+    forms_dir: Path = FORMS_DIR
 
     @property
     def is_development(self) -> bool:
@@ -246,6 +248,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         secrets=Secrets(secret_key=secret_key, keyring=env_vars["TRANSITIONS_KEYRING"],
                         blind_index_key=blind_key, audit_key=audit_key),
         generated_dev_secrets=generated,
+        forms_dir=Path(env_vars["TRANSITIONS_FORMS_DIR"]) if env_vars.get("TRANSITIONS_FORMS_DIR") else FORMS_DIR,
     )
     check_safe(settings)
     if env == "development":

@@ -161,7 +161,8 @@ def load_demo_children(deps: ServiceDeps) -> list[str]:
             session.add(child)
             _set_profile(deps, session, child, ProfileInput(
                 legal_name=spec["legal_name"], preferred_name=spec["preferred_name"], aliases=spec["aliases"],
-                date_of_birth=spec["dob"], sex=spec["sex"], nhs_number=spec["nhs"], nhs_number_not_known=not spec["nhs"],
+                date_of_birth=spec["dob"], sex=spec["sex"], nhs_number=spec["nhs"],
+                nhs_number_not_known=not spec["nhs"],
                 la_child_id=spec["local_id"], legal_status=spec["ls"], placement_type=spec["place"],
                 placement_started_on=today - timedelta(days=60 + 30 * i),
                 responsible_la_id=responsible.id if responsible else None, current_placement_id=placement.id,

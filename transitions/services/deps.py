@@ -8,7 +8,6 @@ from transitions.clock import Clock
 from transitions.crypto import AuditChain, BlindIndex, BlobCipher, FieldCipher, Keyring, PasswordHasher
 from transitions.formdefs import Definitions, load_definitions
 from transitions.models import Database
-from transitions.paths import FORMS_DIR
 from transitions.settings import Settings
 
 
@@ -43,5 +42,5 @@ def build_deps(settings: Settings, clock: Clock) -> ServiceDeps:
         audit_chain=AuditChain(settings.secrets.audit_key),
         hasher=PasswordHasher(time_cost=p.argon2_time_cost, memory_cost=p.argon2_memory_cost,
                               parallelism=p.argon2_parallelism),
-        definitions=load_definitions(FORMS_DIR),
+        definitions=load_definitions(settings.forms_dir),
     )

@@ -188,7 +188,8 @@ def _new_version(deps: ServiceDeps, session: Session, child: Child, section: Sec
         session.execute(update(SectionVersion).where(SectionVersion.id == previous.id)
                         .values(is_current=False).execution_options(synchronize_session=False))
     version = SectionVersion(
-        id=uuid.uuid4(), child_id=child.id, section_code=section.code, version=(previous.version if previous else 0) + 1,
+        id=uuid.uuid4(), child_id=child.id, section_code=section.code,
+        version=(previous.version if previous else 0) + 1,
         is_current=True, change=change, fields_changed=",".join(changed)[:2000], reviewed_on=today,
         next_review_due=today + timedelta(days=section.review_interval_days), author_id=user.id,
         author_role=user.role.value, created_at=now, definition_digest=deps.definitions.digest,
@@ -199,8 +200,8 @@ def _new_version(deps: ServiceDeps, session: Session, child: Child, section: Sec
         session.flush()
     except IntegrityError as exc:  # another save of the same section won the race for this version number
         raise EditConflictError(version.version - 1) from exc
-    audit.record(session, deps.audit_chain, deps.clock, actor, f"section.{'reviewed' if change == 'review' else 'saved'}",
-                 object_type="child", object_id=child.id,
+    action = "section.reviewed" if change == "review" else "section.saved"
+    audit.record(session, deps.audit_chain, deps.clock, actor, action, object_type="child", object_id=child.id,
                  details={"purpose": section.code, "count": version.version, "fields": ",".join(changed)})
     return version
 

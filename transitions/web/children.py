@@ -24,6 +24,7 @@ from transitions.services.errors import (
 from transitions.services.roles import Role
 from transitions.web.children_forms import BreakGlassForm, ProfileForm, SearchForm, VersionForm
 from transitions.web.context import actor, deps
+from transitions.web.forms import choices
 from transitions.web.section_forms import (
     form_class,
     initial_data,
@@ -87,20 +88,20 @@ def search() -> str:
 
 def _profile_choices(form: ProfileForm) -> None:
     codes = deps().definitions.code_lists
-    form.sex.choices = list(codes["SEX"].options)
-    form.legal_status.choices = [("", "Select legal status")] + [(c, f"{c} – {label}")
-                                                                 for c, label in codes["LS"].options]
-    form.placement_type.choices = [("", "Select placement type")] + [(c, f"{c} – {label}")
-                                                                     for c, label in codes["PLACE"].options]
+    form.sex.choices = choices(codes["SEX"].options)
+    form.legal_status.choices = choices([("", "Select legal status")]
+                                        + [(c, f"{c} – {label}") for c, label in codes["LS"].options])
+    form.placement_type.choices = choices([("", "Select placement type")]
+                                          + [(c, f"{c} – {label}") for c, label in codes["PLACE"].options])
     las = organisations.list_organisations(deps(), frozenset({"local_authority"}))
-    form.responsible_la_id.choices = [("", "Select local authority")] + [(str(o.id), o.name) for o in las]
+    form.responsible_la_id.choices = choices([("", "Select local authority")] + [(str(o.id), o.name) for o in las])
     places = organisations.list_organisations(deps(), frozenset(k.value for k in organisations.PLACEMENT_KINDS))
-    form.current_placement_id.choices = [("", "Not recorded")] + [
+    form.current_placement_id.choices = choices([("", "Not recorded")] + [
         (str(o.id), f"{o.name} ({o.kind_label.lower()}{', ' + o.local_authority if o.local_authority else ''})")
-        for o in places]
+        for o in places])
     teams, workers = children.allocation_choices(deps())
-    form.team_id.choices = [("", "Select team")] + [(c.value, c.label) for c in teams]
-    form.allocated_worker_id.choices = [("", "Not allocated")] + [(c.value, c.label) for c in workers]
+    form.team_id.choices = choices([("", "Select team")] + [(c.value, c.label) for c in teams])
+    form.allocated_worker_id.choices = choices([("", "Not allocated")] + [(c.value, c.label) for c in workers])
 
 
 def _uuid_or_none(value: str | None) -> UUID | None:
@@ -125,7 +126,7 @@ def _profile_input(form: ProfileForm) -> children.ProfileInput:
 
 def _date_errors(form: ProfileForm) -> dict[str, str]:
     errors = {}
-    if form.date_of_birth.process_errors and any((form.date_of_birth.raw_data or [])):
+    if form.date_of_birth.process_errors and any(form.date_of_birth.raw_data or []):
         errors["date_of_birth"] = "Date of birth must be a real date"
     if form.placement_started_on.process_errors and any(p.strip() for p in form.placement_started_on.raw_data or []):
         errors["placement_started_on"] = "Date the placement started must be a real date"
@@ -232,7 +233,7 @@ def section(child_id: UUID, code: str) -> str:
     state = sections.section_state(deps(), child_id, code, _user(), actor())
     heading, _access = children.child_heading(deps(), child_id, _user(), actor())
     return render_template("children/section.html", state=state, child=heading, review_form=VersionForm(
-        data={"base_version": state.version}))
+        data={"base_version": str(state.version or "")}))
 
 
 @bp.route("/children/<uuid:child_id>/sections/<code>/edit", methods=["GET", "POST"])
@@ -242,7 +243,7 @@ def edit_section(child_id: UUID, code: str) -> str | BaseResponse:
     heading, _access = children.child_heading(deps(), child_id, _user(), actor())
     definition = state.section
     form = form_class(definition.fields)(data={**initial_data(definition.fields, state.content),
-                                               "base_version": state.version or ""})
+                                               "base_version": str(state.version or "")})
     conflict = False
     if request.method == "POST":
         form.validate()
@@ -250,7 +251,7 @@ def edit_section(child_id: UUID, code: str) -> str | BaseResponse:
             abort(400)
         files = {f.id: sections.Upload(request.files[f.id].filename or "", request.files[f.id].read())
                  for f in definition.fields if f.is_upload and f.id in request.files}
-        base = int(form.base_version.data) if (form.base_version.data or "").isdigit() else None
+        base = int(str(form.base_version.data)) if str(form.base_version.data or "").isdigit() else None
         try:
             sections.save_section(deps(), child_id, code, read_inputs(form, definition.fields), files,
                                   kept_uploads(form, definition.fields), base, _user(), actor())
@@ -282,10 +283,10 @@ def _kept_name(form: object, field_id: str, state: sections.SectionState) -> str
 @staff(*RECORD_ROLES)
 def review_section(child_id: UUID, code: str) -> BaseResponse:
     form = VersionForm()
-    if not form.validate_on_submit() or not (form.base_version.data or "").isdigit():
+    if not form.validate_on_submit() or not str(form.base_version.data or "").isdigit():
         abort(400)
     try:
-        sections.review_unchanged(deps(), child_id, code, int(form.base_version.data or 0), _user(), actor())
+        sections.review_unchanged(deps(), child_id, code, int(str(form.base_version.data or 0)), _user(), actor())
     except EditConflictError:
         flash("Someone changed this section since you opened it. Check the latest version, then review again.",
               "important")
@@ -319,13 +320,13 @@ def entry(child_id: UUID, code: str, entry_id: str | None = None) -> str | BaseR
     if existing is None:
         abort(404)
     form = form_class(entry_def.fields, submit_label=f"Save {entry_def.name}")(
-        data={**initial_data(entry_def.fields, existing), "base_version": state.version or ""})
+        data={**initial_data(entry_def.fields, existing), "base_version": str(state.version or "")})
     conflict = False
     if request.method == "POST":
         form.validate()
         if form.csrf_token.errors:
             abort(400)
-        base = int(form.base_version.data) if (form.base_version.data or "").isdigit() else None
+        base = int(str(form.base_version.data)) if str(form.base_version.data or "").isdigit() else None
         try:
             sections.save_entry(deps(), child_id, code, entry_id, read_inputs(form, entry_def.fields), base,
                                 _user(), actor())
@@ -339,17 +340,17 @@ def entry(child_id: UUID, code: str, entry_id: str | None = None) -> str | BaseR
             flash(f"{entry_def.name.capitalize()} saved.", "success")
             return redirect(url_for("children.section", child_id=child_id, code=code))
     return render_template("children/entry_form.html", state=state, child=heading, form=form, entry_id=entry_id,
-                           conflict=conflict, remove_form=VersionForm(data={"base_version": state.version}))
+                           conflict=conflict, remove_form=VersionForm(data={"base_version": str(state.version or "")}))
 
 
 @bp.post("/children/<uuid:child_id>/sections/<code>/entries/<entry_id>/remove")
 @staff(*RECORD_ROLES)
 def remove_entry(child_id: UUID, code: str, entry_id: str) -> BaseResponse:
     form = VersionForm()
-    if not form.validate_on_submit() or not (form.base_version.data or "").isdigit():
+    if not form.validate_on_submit() or not str(form.base_version.data or "").isdigit():
         abort(400)
     try:
-        sections.remove_entry(deps(), child_id, code, entry_id, int(form.base_version.data or 0), _user(), actor())
+        sections.remove_entry(deps(), child_id, code, entry_id, int(str(form.base_version.data or 0)), _user(), actor())
     except EditConflictError:
         flash("Someone changed this section since you opened it. Nothing was removed: check and try again.",
               "important")

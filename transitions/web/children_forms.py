@@ -5,17 +5,24 @@ from __future__ import annotations
 from flask_wtf import FlaskForm
 from govuk_frontend_wtf.wtforms_widgets import (
     GovCheckboxInput,
-    GovDateInput,
     GovRadioInput,
     GovSelect,
     GovSubmitInput,
     GovTextArea,
     GovTextInput,
 )
-from wtforms import BooleanField, DateField, HiddenField, RadioField, SelectField, StringField, SubmitField
-from wtforms import TextAreaField
+from wtforms import (
+    BooleanField,
+    DateField,
+    HiddenField,
+    RadioField,
+    SelectField,
+    StringField,
+    SubmitField,
+    TextAreaField,
+)
 
-from transitions.web.forms import strip
+from transitions.web.forms import DateInput, strip
 
 
 class ProfileForm(FlaskForm):
@@ -25,7 +32,7 @@ class ProfileForm(FlaskForm):
     aliases = TextAreaField("Other names (optional)", widget=GovTextArea(),
                             description="Previous names, nicknames and names the child uses online, one per line. "
                                         "Police use them when a child goes missing.")
-    date_of_birth = DateField("Date of birth", widget=GovDateInput(), format="%d %m %Y",
+    date_of_birth = DateField("Date of birth", widget=DateInput(), format="%d %m %Y",
                               description="For example, 27 3 2011")
     sex = RadioField("Sex", widget=GovRadioInput(), choices=[], validate_choice=False)
     nhs_number = StringField("NHS number", widget=GovTextInput(), filters=[strip],
@@ -36,7 +43,7 @@ class ProfileForm(FlaskForm):
                               description="The child's ID in the case management system (for example LCS or Mosaic).")
     legal_status = SelectField("Legal status", widget=GovSelect(), choices=[], validate_choice=False)
     placement_type = SelectField("Placement type", widget=GovSelect(), choices=[], validate_choice=False)
-    placement_started_on = DateField("Date the current placement started (optional)", widget=GovDateInput(),
+    placement_started_on = DateField("Date the current placement started (optional)", widget=DateInput(),
                                      format="%d %m %Y")
     responsible_la_id = SelectField("Responsible local authority", widget=GovSelect(), choices=[],
                                     validate_choice=False)
@@ -54,7 +61,7 @@ class SearchForm(FlaskForm):
     query = StringField("Name, NHS number or local child ID", widget=GovTextInput(), filters=[strip],
                         description="Type the whole name, for example Jade Smith. Names are matched exactly "
                                     "(ignoring capitals and spaces), because they are stored encrypted.")
-    date_of_birth = DateField("Date of birth (optional)", widget=GovDateInput(), format="%d %m %Y",
+    date_of_birth = DateField("Date of birth (optional)", widget=DateInput(), format="%d %m %Y",
                               description="Add it to find a child by surname and date of birth.")
     submit = SubmitField("Search", widget=GovSubmitInput())
 

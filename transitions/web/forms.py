@@ -7,6 +7,7 @@ from typing import Any
 
 from flask_wtf import FlaskForm
 from govuk_frontend_wtf.wtforms_widgets import (
+    GovDateInput,
     GovPasswordInput,
     GovRadioInput,
     GovSelect,
@@ -125,3 +126,17 @@ class ConfirmForm(FlaskForm):
     """A form with only the CSRF token: for POST-only buttons such as sign out or disable."""
 
 
+
+
+def choices(pairs: Any) -> list[SelectChoice]:
+    """WTForms choices from (value, label) pairs (plain tuples are deprecated in WTForms 3.3)."""
+    return [SelectChoice(value, label) for value, label in pairs]
+
+
+class DateInput(GovDateInput):
+    """GOV.UK date input that copes with a form posted without the date at all (WTForms gives raw_data [])."""
+
+    def map_gov_params(self, field: Any, **kwargs: Any) -> Any:
+        if field.raw_data is not None and len(field.raw_data) != 3:
+            field.raw_data = None
+        return super().map_gov_params(field, **kwargs)

@@ -15,7 +15,7 @@ from transitions.services import organisations
 from transitions.services.errors import ChildInvalidError, NotFoundError
 from transitions.services.roles import Role
 from transitions.web.context import actor, deps
-from transitions.web.forms import strip
+from transitions.web.forms import choices, strip
 from transitions.web.section_forms import show_errors
 from transitions.web.security import staff
 
@@ -23,7 +23,7 @@ bp = Blueprint("organisations", __name__, url_prefix="/admin/organisations")
 
 
 class OrganisationForm(FlaskForm):
-    kind = RadioField("Type of organisation", widget=GovRadioInput(), choices=organisations.KIND_CHOICES,
+    kind = RadioField("Type of organisation", widget=GovRadioInput(), choices=choices(organisations.KIND_CHOICES),
                       validate_choice=False)
     name = StringField("Name", widget=GovTextInput(), filters=[strip],
                        description="For a foster placement use a reference, not the carers' names, "
@@ -50,11 +50,12 @@ class OrganisationForm(FlaskForm):
 
 def _choices(form: OrganisationForm) -> None:
     orgs = organisations.list_organisations(deps(), frozenset({"local_authority", "police_force", "hospital"}))
-    form.local_authority_id.choices = [("", "Not recorded")] + [(str(o.id), o.name) for o in orgs
-                                                                if o.kind == "local_authority"]
-    form.police_force_id.choices = [("", "Not applicable")] + [(str(o.id), o.name) for o in orgs
-                                                               if o.kind == "police_force"]
-    form.parent_id.choices = [("", "Not applicable")] + [(str(o.id), o.name) for o in orgs if o.kind == "hospital"]
+    form.local_authority_id.choices = choices([("", "Not recorded")] + [(str(o.id), o.name) for o in orgs
+                                                                         if o.kind == "local_authority"])
+    form.police_force_id.choices = choices([("", "Not applicable")] + [(str(o.id), o.name) for o in orgs
+                                                                        if o.kind == "police_force"])
+    form.parent_id.choices = choices([("", "Not applicable")] + [(str(o.id), o.name) for o in orgs
+                                                                  if o.kind == "hospital"])
 
 
 def _uuid(value: str | None) -> UUID | None:

@@ -15,19 +15,27 @@ from flask_wtf.file import FileField
 from govuk_frontend_wtf.wtforms_widgets import (
     GovCheckboxesInput,
     GovCheckboxInput,
-    GovDateInput,
     GovFileInput,
     GovRadioInput,
     GovSubmitInput,
     GovTextArea,
     GovTextInput,
 )
-from wtforms import BooleanField, DateField, HiddenField, RadioField, SelectMultipleField, StringField, SubmitField
-from wtforms import TextAreaField
+from wtforms import (
+    BooleanField,
+    DateField,
+    HiddenField,
+    RadioField,
+    SelectMultipleField,
+    StringField,
+    SubmitField,
+    TextAreaField,
+)
 from wtforms.fields.core import Field
 
 from transitions.formdefs import FieldDef
 from transitions.services.values import NOT_KNOWN_TEXT, FieldInput, is_not_known
+from transitions.web.forms import DateInput, choices
 
 NOT_KNOWN_SUFFIX = "__not_known"
 KEPT_SUFFIX = "__kept"
@@ -53,23 +61,23 @@ def _field(f: FieldDef) -> Field:
     label, description = _label(f), _description(f)
     common: dict[str, Any] = {"label": label, "description": description}
     if f.type == "textarea":
-        return TextAreaField(widget=GovTextArea(), **common)  # type: ignore[no-any-return]
+        return TextAreaField(widget=GovTextArea(), **common)
     if f.type == "date":
-        return DateField(widget=GovDateInput(), format="%d %m %Y", **common)  # type: ignore[no-any-return]
+        return DateField(widget=DateInput(), format="%d %m %Y", **common)
     if f.type == "choice":
         assert f.codes is not None
-        return RadioField(widget=GovRadioInput(), choices=list(f.codes.options),  # type: ignore[no-any-return]
+        return RadioField(widget=GovRadioInput(), choices=choices(f.codes.options),
                           validate_choice=False, **common)
     if f.type == "choices":
         assert f.codes is not None
-        return SelectMultipleField(widget=GovCheckboxesInput(),  # type: ignore[no-any-return]
-                                   choices=list(f.codes.options), validate_choice=False, **common)
+        return SelectMultipleField(widget=GovCheckboxesInput(),
+                                   choices=choices(f.codes.options), validate_choice=False, **common)
     if f.type == "yesno":
-        return RadioField(widget=GovRadioInput(), choices=YES_NO, validate_choice=False,  # type: ignore[no-any-return]
+        return RadioField(widget=GovRadioInput(), choices=choices(YES_NO), validate_choice=False,
                           **common)
     if f.is_upload:
-        return FileField(widget=GovFileInput(), **common)  # type: ignore[no-any-return]
-    return StringField(widget=GovTextInput(), **common)  # type: ignore[no-any-return]
+        return FileField(widget=GovFileInput(), **common)
+    return StringField(widget=GovTextInput(), **common)
 
 
 def form_class(fields: Sequence[FieldDef], submit_label: str = "Save") -> type[FlaskForm]:

@@ -218,6 +218,11 @@ def test_photo_with_gps_is_stored_and_served_without_any_metadata(client, deps, 
     assert served.status_code == 200
     assert served.headers["Cache-Control"] == "no-store"
     assert served.headers["Content-Type"] == "image/jpeg"
+    assert served.headers["X-Content-Type-Options"] == "nosniff"
+    assert served.headers["Content-Security-Policy"].startswith("sandbox")
+    assert served.headers["Content-Disposition"].startswith("inline")
+    download = client.get(src.group(1) + "?download=1")
+    assert download.headers["Content-Disposition"].startswith("attachment")
     assert b"Exif" not in served.data and b"GPS" not in served.data and b"http://ns.adobe.com" not in served.data
     image = Image.open(io.BytesIO(served.data))
     assert not image.getexif() and "exif" not in image.info

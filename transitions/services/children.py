@@ -90,7 +90,7 @@ def _check_profile(deps: ServiceDeps, session: Session, data: ProfileInput, toda
         errors["sex"] = "Select the child's sex"
     nhs = "".join(data.nhs_number.split())
     if nhs and not valid_nhs_number(nhs):
-        errors["nhs_number"] = "Enter a valid NHS number, like 485 777 3456 – it is 10 digits and the last one " \
+        errors["nhs_number"] = "Enter a valid NHS number, like 943 476 5919 – it is 10 digits and the last one " \
                                "is a check digit"
     elif not nhs and not data.nhs_number_not_known:
         errors["nhs_number"] = "Enter the child's NHS number, or select that it is not known yet"

@@ -36,7 +36,7 @@ class ProfileForm(FlaskForm):
                               description="For example, 27 3 2011")
     sex = RadioField("Sex", widget=GovRadioInput(), choices=[], validate_choice=False)
     nhs_number = StringField("NHS number", widget=GovTextInput(), filters=[strip],
-                             description="10 digits, for example 485 777 3456. Hospitals and CP-IS use it to find "
+                             description="10 digits, for example 943 476 5919. Hospitals and CP-IS use it to find "
                                          "the child.")
     nhs_number_not_known = BooleanField("Not known – to be obtained", widget=GovCheckboxInput())
     la_child_id = StringField("Local child ID", widget=GovTextInput(), filters=[strip],

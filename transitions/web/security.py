@@ -120,7 +120,8 @@ def install_security_headers(app: Flask) -> None:
 
     @app.after_request
     def add_headers(response: Response) -> Response:
-        response.headers["Content-Security-Policy"] = csp_header(csp_nonce())
+        if "sandbox" not in response.headers.get("Content-Security-Policy", ""):  # file downloads keep theirs (R61)
+            response.headers["Content-Security-Policy"] = csp_header(csp_nonce())
         for name, value in STATIC_HEADERS.items():
             response.headers[name] = value
         if request.endpoint in ASSET_ENDPOINTS and response.status_code < 400:

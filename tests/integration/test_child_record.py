@@ -360,3 +360,31 @@ def test_photo_age_shows_as_stale_after_six_months(client, deps, clock, record):
                       files={"photo": (jpeg_with_metadata(), "IMG.jpg")})
     assert response.status_code == 302
     assert "Photo out of date" in client.get(f"/children/{record.child_id}").get_data(as_text=True)
+
+
+@pytest.mark.parametrize(("role", "team", "read", "edit_risk"), [
+    ("auditor", None, 200, 403),
+    ("senior_manager", None, 200, 200),
+    ("team_manager", "North", 200, 200),
+    ("team_manager", "South", 403, 403),
+    ("social_worker", "North", 200, 200),  # same team, not the allocated worker
+    ("cla_nurse", None, 200, 403),
+    ("admin", None, 403, 403),
+])
+def test_access_follows_allocation_and_role(client, deps, clock, record, role, team, read, edit_risk):
+    sign_in(client, make_staff(deps, role=role, team=team), clock)
+    assert client.get(f"/children/{record.child_id}").status_code == read
+    assert client.get(f"/children/{record.child_id}/sections/RISK/edit").status_code == edit_risk
+    assert client.get(f"/children/{uuid.uuid4()}").status_code in (403, 404)
+
+
+def test_every_change_and_view_is_audited_without_personal_data(client, deps, clock, record):
+    sign_in(client, record.worker, clock)
+    submit(client, f"/children/{record.child_id}/sections/VOICE/edit",
+           {"about_me_text": "Secret words", "my_views_on_this_move": "x", "source": "direct"})
+    saved = events(deps, "section.saved")
+    assert len(saved) == 1 and saved[0].object_id == str(record.child_id)
+    details = json.loads(saved[0].details or "{}")
+    assert details["purpose"] == "VOICE" and "about_me_text" in details["fields"]
+    with deps.db.transaction() as session:
+        assert all("Secret words" not in (e.details or "") for e in session.scalars(select(AuditEvent)))

@@ -492,7 +492,8 @@ def _text(value: object) -> str:
 
 def profile_for_edit(deps: ServiceDeps, child_id: uuid.UUID, user: StaffView, actor: Actor) -> Profile:
     with deps.db.transaction() as session:
-        child, access = _open(deps, session, child_id, user, actor, action=None)
+        child, access = _open(deps, session, child_id, user, actor, action="child.viewed",
+                              details={"purpose": "profile"})
         if not access.can_edit_profile:
             raise ForbiddenActionError("You cannot change this child's details")
         return _profiles(deps, session, [child])[0]

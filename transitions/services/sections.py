@@ -85,7 +85,8 @@ def section_state(deps: ServiceDeps, child_id: uuid.UUID, code: str, user: Staff
     section = _section(deps, code)
     with deps.db.transaction() as session:
         _child, access = _open(deps, session, child_id, user, actor,
-                               action=None if for_edit else "section.viewed", details={"purpose": code})
+                               action="section.edit_opened" if for_edit else "section.viewed",
+                               details={"purpose": code})
         if for_edit and not access.can_edit(section):
             raise ForbiddenActionError(_not_editable(section))
         current = current_versions(session, child_id).get(code)

@@ -72,6 +72,8 @@ class FieldInput:
 def check_field(f: FieldDef, given: FieldInput, previous: object = None) -> tuple[object, str | None]:
     """The value to store for one field and the error text (None when valid)."""
     if f.is_upload:
+        if given.upload is None and given.not_known and f.not_known and f.mandatory:
+            return dict(NOT_KNOWN), None  # a file chosen now wins over the box, as typed text does
         value: object = given.upload or (previous if isinstance(previous, dict) and "attachment" in previous
                                          else None)
         if value is None and f.mandatory:

@@ -78,11 +78,17 @@ def search() -> str:
     """POST, so nothing typed (a name, an NHS number) ends up in a URL, a log or the browser history."""
     form = SearchForm()
     result = None
-    if form.validate_on_submit():
+    if _submitted(form):
+        # The date of birth is optional: a browser posts its three parts empty, which WTForms calls invalid.
+        errors = {}
         if not form.query.data:
-            form.query.errors = ["Enter a name, NHS number or local child ID"]
-        else:
-            result = children.search(deps(), form.query.data, form.date_of_birth.data, _user(), actor())
+            errors["query"] = "Enter a name, NHS number or local child ID"
+        date_parts = form.date_of_birth.raw_data or []
+        if form.date_of_birth.process_errors and any(p.strip() for p in date_parts):
+            errors["date_of_birth"] = "Date of birth must be a real date"
+        show_errors(form, errors)
+        if not errors:
+            result = children.search(deps(), form.query.data or "", form.date_of_birth.data, _user(), actor())
     return render_template("children/search.html", form=form, result=result)
 
 

@@ -120,10 +120,12 @@ def read_inputs(form: FlaskForm, fields: Iterable[FieldDef]) -> dict[str, FieldI
     """What was typed, field by field, for the service to check."""
     given: dict[str, FieldInput] = {}
     for f in fields:
-        if f.is_upload:
+        not_known = bool(form[f.id + NOT_KNOWN_SUFFIX].data) if f.not_known else False
+        if f.is_upload:  # the file itself comes from request.files; only its "not known" box is read here
+            if not_known:
+                given[f.id] = FieldInput(not_known=True)
             continue
         field = form[f.id]
-        not_known = bool(form[f.id + NOT_KNOWN_SUFFIX].data) if f.not_known else False
         if f.type == "date":
             parsed = _date_input(field)
             given[f.id] = FieldInput(parsed.value, not_known, parsed.date_invalid)

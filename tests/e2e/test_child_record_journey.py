@@ -192,7 +192,7 @@ def complete_photo(page: Page, audit: BrowserAudit, today: dt.date, tmp_path: Pa
     expect(photo).to_be_visible()
     expect(photo).to_have_attribute("alt", f"Photo of {CHILD}, taken {today.day} {today:%B %Y}")
     src = photo.get_attribute("src")
-    assert src and src.startswith(f"/children/"), src
+    assert src and src.startswith("/children/"), src
     served = page.context.request.get(src)
     assert served.status == 200, served.status
     assert served.headers["content-type"] == "image/jpeg"

@@ -5,7 +5,9 @@ Views parse a form, call a service, render. Every access decision is the service
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
+from typing import TypeVar
 from uuid import UUID
 
 from flask import Blueprint, Response, abort, flash, g, redirect, render_template, request, url_for
@@ -36,6 +38,7 @@ from transitions.web.section_forms import (
 from transitions.web.security import staff
 
 bp = Blueprint("children", __name__)
+T = TypeVar("T")
 
 RECORD_ROLES = (Role.SOCIAL_WORKER, Role.CLA_NURSE, Role.TEAM_MANAGER, Role.SENIOR_MANAGER, Role.AUDITOR)
 CREATE_ROLES = (Role.SOCIAL_WORKER, Role.TEAM_MANAGER, Role.SENIOR_MANAGER)
@@ -154,18 +157,25 @@ def _submitted(form: ProfileForm | SearchForm) -> bool:
 def new() -> str | BaseResponse:
     form = ProfileForm(data={"team_id": str(_user().team_id) if _user().team_id else ""})
     _profile_choices(form)
-    if _submitted(form):
-        errors = _date_errors(form)
-        if not errors:
-            try:
-                child_id = children.create_child(deps(), _profile_input(form), _user(), actor())
-            except ChildInvalidError as exc:
-                errors = exc.errors
-            else:
-                flash("Child added. Now complete each section of the record.", "success")
-                return redirect(url_for("children.show", child_id=child_id))
-        show_errors(form, errors)
+    saved = _save_profile(form, lambda data: children.create_child(deps(), data, _user(), actor()))
+    if saved is not None:
+        flash("Child added. Now complete each section of the record.", "success")
+        return redirect(url_for("children.show", child_id=saved))
     return render_template("children/profile_form.html", form=form, profile=None)
+
+
+def _save_profile(form: ProfileForm, save: Callable[[children.ProfileInput], T]) -> T | None:
+    """Run the save on a valid POST; otherwise (or on refusal) put the errors on the form and return None."""
+    if not _submitted(form):
+        return None
+    errors = _date_errors(form)
+    if not errors:
+        try:
+            return save(_profile_input(form))
+        except ChildInvalidError as exc:
+            errors = exc.errors
+    show_errors(form, errors)
+    return None
 
 
 @bp.route("/children/<uuid:child_id>/profile", methods=["GET", "POST"])
@@ -184,17 +194,9 @@ def profile(child_id: UUID) -> str | BaseResponse:
         "allocated_worker_id": str(current.worker.id) if current.worker else "",
     })
     _profile_choices(form)
-    if _submitted(form):
-        errors = _date_errors(form)
-        if not errors:
-            try:
-                children.update_profile(deps(), child_id, _profile_input(form), _user(), actor())
-            except ChildInvalidError as exc:
-                errors = exc.errors
-            else:
-                flash("Child's details saved.", "success")
-                return redirect(url_for("children.show", child_id=child_id))
-        show_errors(form, errors)
+    if _save_profile(form, lambda data: children.update_profile(deps(), child_id, data, _user(), actor())) is not None:
+        flash("Child's details saved.", "success")
+        return redirect(url_for("children.show", child_id=child_id))
     return render_template("children/profile_form.html", form=form, profile=current)
 
 

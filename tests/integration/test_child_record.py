@@ -388,3 +388,53 @@ def test_every_change_and_view_is_audited_without_personal_data(client, deps, cl
     assert details["purpose"] == "VOICE" and "about_me_text" in details["fields"]
     with deps.db.transaction() as session:
         assert all("Secret words" not in (e.details or "") for e in session.scalars(select(AuditEvent)))
+
+
+def test_changes_to_the_childs_details_keep_their_history(client, deps, clock, record):
+    sign_in(client, record.worker, clock)
+    url = f"/children/{record.child_id}/profile"
+    page = client.get(url).get_data(as_text=True)
+    form = {name: value for name, value in re.findall(r'name="([a-z_]+)"[^>]*value="([^"]*)"', page)}
+    with deps.db.transaction() as session:
+        la = str(session.scalars(select(Organisation.id).where(Organisation.code == "E06000063")).one())
+    response = client.post(url, data={
+        **form, "legal_name": "Zoë Smith", "preferred_name": "Zoë", "date_of_birth": ["14", "5", "2011"], "sex": "2",
+        "nhs_number": "999 000 0999", "la_child_id": "LCS-1", "legal_status": "C1", "placement_type": "T1",
+        "responsible_la_id": la, "team_id": str(record.team_id), "allocated_worker_id": str(record.worker.id),
+        "csrf_token": csrf_from(page)})
+    assert response.status_code == 302, response.get_data(as_text=True)
+    history = client.get(f"{url}/history").get_data(as_text=True)
+    assert "Version 2" in history and "Version 1" in history
+    assert "C2 – Full care order" in history and "C1 – Interim care order" in history
+    assert "T1 – " in history and "K2 – " in history
+
+
+def test_demo_children_render_on_every_page(client, deps, clock):
+    from tests.conftest import StaffAccount
+    from transitions.services import demo, demo_children
+
+    demo.load_demo(deps)
+    assert demo_children.load_demo_children(deps)
+    assert demo_children.load_demo_children(deps) == []  # idempotent
+    account = next(a for a in demo.DEMO_ACCOUNTS if a.role.value == "senior_manager")
+    with deps.db.transaction() as session:
+        user = accounts.find_by_email(deps, session, account.email)
+        assert user is not None
+        user_id = user.id
+    sign_in(client, StaffAccount(user_id, account.email, account.password, account.totp_secret), clock)
+    listing = client.get("/children").get_data(as_text=True)
+    child_ids = set(re.findall(r'href="/children/([0-9a-f-]{36})"', listing))
+    assert len(child_ids) == 4
+    pages = 0
+    for child_id in child_ids:
+        page = client.get(f"/children/{child_id}")
+        assert page.status_code == 200
+        text = page.get_data(as_text=True)
+        for link in sorted(set(re.findall(rf'href="(/children/{child_id}/[^"?]+)"', text))):
+            assert client.get(link).status_code == 200, link
+            pages += 1
+        assert client.get(f"/children/{child_id}/sections/CONTACTS/history").status_code == 200
+    assert pages > 40
+    shown = [client.get(f"/children/{cid}").get_data(as_text=True) for cid in child_ids]
+    assert sum("Photo out of date" in page for page in shown) == 1
+    assert sum("Restricted contacts" in page for page in shown) == 1

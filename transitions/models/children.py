@@ -187,3 +187,23 @@ class BreakGlassGrant(Base):
     reason_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ChildProfileVersion(Base):
+    """A snapshot of the child's details after each change: placements, legal status and allocation keep
+    their history (Finding CH3: three counties, two placements, a ward and a Tier 4 unit)."""
+
+    __tablename__ = "child_profile_version"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    child_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("child.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    #: JSON object of label -> value as shown at the time (organisation and staff names resolved).
+    content = EncryptedText()
+    content_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    fields_changed: Mapped[str] = mapped_column(String(500), default="")
+    author_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("staff_user.id"))
+    author_role: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (UniqueConstraint("child_id", "version", name="uq_child_profile_version_child_version"),)

@@ -19,6 +19,7 @@ from transitions.formdefs import SectionDef
 from transitions.models import (
     BreakGlassGrant,
     Child,
+    ChildProfileVersion,
     ChildSearchKey,
     Organisation,
     Role,
@@ -37,7 +38,14 @@ from transitions.services.errors import (
     ForbiddenActionError,
     NotFoundError,
 )
-from transitions.services.values import ENTRIES, format_date, format_nhs_number, gaps, valid_nhs_number
+from transitions.services.values import (
+    ENTRIES,
+    Change,
+    format_date,
+    format_nhs_number,
+    gaps,
+    valid_nhs_number,
+)
 
 SECTION_STATUS_LABELS = {"missing": "Missing", "overdue": "Overdue", "due_soon": "Due soon", "complete": "Complete"}
 PHOTO_STATUS_LABELS = {"missing": "No photo", "stale": "Photo out of date", "warn": "Photo getting old",
@@ -187,6 +195,8 @@ def create_child(deps: ServiceDeps, data: ProfileInput, user: StaffView, actor: 
         child = Child(id=uuid.uuid4(), created_at=now, updated_at=now)
         session.add(child)
         _set_profile(deps, session, child, data)
+        session.flush()
+        save_profile_version(deps, session, child, user.id, user.role)
         audit.record(session, deps.audit_chain, deps.clock, actor, "child.created", object_type="child",
                      object_id=child.id, details={"team_id": data.team_id})
         return child.id
@@ -205,9 +215,80 @@ def update_profile(deps: ServiceDeps, child_id: uuid.UUID, data: ProfileInput, u
         changed = _set_profile(deps, session, child, data)
         if changed:
             child.updated_at = now
+            session.flush()
+            save_profile_version(deps, session, child, user.id, user.role)
         audit.record(session, deps.audit_chain, deps.clock, actor, "child.profile_changed", object_type="child",
                      object_id=child.id, details={"fields": ",".join(changed), "via": access.via.value})
         return changed
+
+
+PROFILE_LABELS = (
+    "Legal name", "Preferred name", "Other names", "Date of birth", "Sex", "NHS number", "Local child ID",
+    "Legal status", "Placement type", "Placement started", "Current placement", "Responsible local authority",
+    "Team", "Allocated social worker",
+)
+
+
+def _snapshot(profile: Profile) -> dict[str, str]:
+    """The child's details as a person reads them, in PROFILE_LABELS order."""
+    values = (
+        profile.legal_name, profile.preferred_name, ", ".join(profile.aliases), profile.date_of_birth_text,
+        profile.sex_label, profile.nhs_number_text or "Not known – to be obtained", profile.la_child_id,
+        f"{profile.legal_status} – {profile.legal_status_label}",
+        f"{profile.placement_type} – {profile.placement_type_label}", format_date(profile.placement_started_on),
+        profile.placement.name if profile.placement else "", profile.responsible_la.name
+        if profile.responsible_la else "", profile.team.name if profile.team else "",
+        profile.worker.name if profile.worker else "",
+    )
+    return dict(zip(PROFILE_LABELS, values, strict=True))
+
+
+def save_profile_version(deps: ServiceDeps, session: Session, child: Child, author_id: uuid.UUID | None,
+                         role: Role) -> None:
+    """Add a snapshot of the child's details (called after every change, in the same transaction)."""
+    previous = session.scalars(select(ChildProfileVersion).where(ChildProfileVersion.child_id == child.id)
+                               .order_by(ChildProfileVersion.version.desc()).limit(1)).first()
+    snapshot = _snapshot(_profiles(deps, session, [child])[0])
+    before: dict[str, str] = json.loads(previous.content or "{}") if previous else {}
+    changed = [label for label in PROFILE_LABELS if before.get(label, "") != snapshot[label]]
+    if previous is not None and not changed:
+        return
+    version = ChildProfileVersion(id=uuid.uuid4(), child_id=child.id, version=(previous.version if previous else 0) + 1,
+                                  fields_changed=", ".join(changed)[:500], author_id=author_id, author_role=role.value,
+                                  created_at=deps.clock.now())
+    version.content = json.dumps(snapshot, ensure_ascii=False)
+    session.add(version)
+
+
+@dataclass(frozen=True)
+class ProfileVersionView:
+    version: int
+    author: str
+    author_role: str
+    saved_at: datetime
+    changes: list[Change]
+
+
+def profile_history(deps: ServiceDeps, child_id: uuid.UUID, user: StaffView, actor: Actor
+                    ) -> tuple[Profile, list[ProfileVersionView]]:
+    with deps.db.transaction() as session:
+        child, _access = _open(deps, session, child_id, user, actor, action="child.history_viewed",
+                               details={"purpose": "profile"})
+        rows = session.execute(
+            select(ChildProfileVersion, StaffUser).outerjoin(StaffUser, StaffUser.id == ChildProfileVersion.author_id)
+            .where(ChildProfileVersion.child_id == child_id).order_by(ChildProfileVersion.version)
+        ).all()
+        views: list[ProfileVersionView] = []
+        before: dict[str, str] = {}
+        for version, author in rows:
+            after: dict[str, str] = json.loads(version.content or "{}")
+            views.append(ProfileVersionView(
+                version=version.version, author=(author.display_name or "") if author else "System",
+                author_role=Role(version.author_role).label, saved_at=version.created_at,
+                changes=[Change(label, before.get(label, ""), after.get(label, "")) for label in PROFILE_LABELS
+                         if before.get(label, "") != after.get(label, "")]))
+            before = after
+        return _profiles(deps, session, [child])[0], list(reversed(views))
 
 
 # ---- opening a record -------------------------------------------------------------------------------------

@@ -15,11 +15,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from transitions.formdefs import FieldDef, SectionDef
-from transitions.models import Child, Organisation, SectionVersion, StaffUser, Team
+from transitions.models import Child, Organisation, Role, SectionVersion, StaffUser, Team
 from transitions.services import organisations
 from transitions.services.accounts import _view
 from transitions.services.audit import Actor
-from transitions.services.children import ProfileInput, _set_profile
+from transitions.services.children import ProfileInput, _set_profile, save_profile_version
 from transitions.services.deps import ServiceDeps
 from transitions.services.sections import _new_version, _store
 from transitions.uploads import clean_photo
@@ -168,6 +168,7 @@ def load_demo_children(deps: ServiceDeps) -> list[str]:
                 responsible_la_id=responsible.id if responsible else None, current_placement_id=placement.id,
                 allocated_worker_id=worker.id, team_id=teams[spec["team"]].id))
             session.flush()
+            save_profile_version(deps, session, child, worker.id, Role.SOCIAL_WORKER)
             _fill_sections(deps, session, child, spec, i, _view(worker), _view(nurse), actor, today)
             created.append(f"child {spec['preferred_name']} ({spec['team']})")
     return created

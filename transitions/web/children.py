@@ -6,7 +6,6 @@ Views parse a form, call a service, render. Every access decision is the service
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
 from typing import TypeVar
 from uuid import UUID
 
@@ -384,5 +383,8 @@ def attachment(child_id: UUID, attachment_id: UUID) -> Response:
     return response
 
 
-def today() -> date:
-    return deps().clock.now().date()
+@bp.get("/children/<uuid:child_id>/profile/history")
+@staff(*RECORD_ROLES)
+def profile_history(child_id: UUID) -> str:
+    profile, versions = children.profile_history(deps(), child_id, _user(), actor())
+    return render_template("children/profile_history.html", child=profile, versions=versions)

@@ -1,8 +1,8 @@
-"""child record: organisations, children, search keys, section versions, attachments, break-glass
+"""child record: organisations, children, profile versions, search keys, section versions, attachments, break-glass
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-25 21:07:15.264019
+Create Date: 2026-11-25 21:19:41.290384
 
 """
 from alembic import op
@@ -108,6 +108,23 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_break_glass_grant_child_id'), ['child_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_break_glass_grant_staff_id'), ['staff_id'], unique=False)
 
+    op.create_table('child_profile_version',
+    sa.Column('id', sa.Uuid(), nullable=False),
+    sa.Column('child_id', sa.Uuid(), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('content_enc', sa.LargeBinary(), nullable=True),
+    sa.Column('fields_changed', sa.String(length=500), nullable=False),
+    sa.Column('author_id', sa.Uuid(), nullable=True),
+    sa.Column('author_role', sa.String(length=20), nullable=False),
+    sa.Column('created_at', transitions.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['author_id'], ['staff_user.id'], name=op.f('fk_child_profile_version_author_id_staff_user')),
+    sa.ForeignKeyConstraint(['child_id'], ['child.id'], name=op.f('fk_child_profile_version_child_id_child')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_child_profile_version')),
+    sa.UniqueConstraint('child_id', 'version', name='uq_child_profile_version_child_version')
+    )
+    with op.batch_alter_table('child_profile_version', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_child_profile_version_child_id'), ['child_id'], unique=False)
+
     op.create_table('child_search_key',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('child_id', sa.Uuid(), nullable=False),
@@ -159,6 +176,10 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_child_search_key_child_id'))
 
     op.drop_table('child_search_key')
+    with op.batch_alter_table('child_profile_version', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_child_profile_version_child_id'))
+
+    op.drop_table('child_profile_version')
     with op.batch_alter_table('break_glass_grant', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_break_glass_grant_staff_id'))
         batch_op.drop_index(batch_op.f('ix_break_glass_grant_child_id'))

@@ -438,3 +438,14 @@ def test_demo_children_render_on_every_page(client, deps, clock):
     shown = [client.get(f"/children/{cid}").get_data(as_text=True) for cid in child_ids]
     assert sum("Photo out of date" in page for page in shown) == 1
     assert sum("Restricted contacts" in page for page in shown) == 1
+
+
+def test_any_two_versions_can_be_compared(client, deps, clock, record):
+    sign_in(client, record.worker, clock)
+    base = f"/children/{record.child_id}/sections/VOICE"
+    for text in ("One.", "Two.", "Three."):
+        assert submit(client, f"{base}/edit", {"about_me_text": text, "my_views_on_this_move": "x",
+                                               "source": "direct"}).status_code == 302
+    page = client.get(f"{base}/history?from=1&to=3").get_data(as_text=True)
+    assert "What changed from version 1 to version 3" in page and "One." in page and "Three." in page
+    assert client.get(f"{base}/history?from=1&to=9").status_code == 404

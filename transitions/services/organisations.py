@@ -67,15 +67,29 @@ class OrganisationInput:
 
 
 def _views(session: Session, orgs: list[Organisation]) -> list[OrganisationView]:
-    ids = {i for o in orgs for i in (o.local_authority_id, o.police_force_id) if i}
-    names = {o.id: o.name for o in session.scalars(select(Organisation).where(Organisation.id.in_(ids)))} if ids else {}
-    return [OrganisationView(
-        id=o.id, kind=o.kind, kind_label=ORGANISATION_KIND_LABELS[OrganisationKind(o.kind)], name=o.name,
-        code=o.code, area=o.area, phone=o.phone, mailbox=o.mailbox, address=o.address,
-        local_authority_id=o.local_authority_id, local_authority=names.get(o.local_authority_id)
-        if o.local_authority_id else None, police_force_id=o.police_force_id,
-        police_force=names.get(o.police_force_id) if o.police_force_id else None, parent_id=o.parent_id,
-        active=o.active) for o in orgs]
+    """Views with the names of each organisation's area and police force (a placement's force is its area's)."""
+    la_ids = {o.local_authority_id for o in orgs if o.local_authority_id}
+    related = {o.id: o for o in session.scalars(select(Organisation).where(Organisation.id.in_(la_ids)))} \
+        if la_ids else {}
+    force_ids = {o.police_force_id for o in [*orgs, *related.values()] if o.police_force_id}
+    related |= {o.id: o for o in session.scalars(select(Organisation).where(Organisation.id.in_(force_ids)))} \
+        if force_ids else {}
+
+    def force_of(o: Organisation) -> Organisation | None:
+        la = related.get(o.local_authority_id) if o.local_authority_id else o
+        return related.get(la.police_force_id) if la is not None and la.police_force_id else None
+
+    views = []
+    for o in orgs:
+        force = force_of(o)
+        la = related.get(o.local_authority_id) if o.local_authority_id else None
+        views.append(OrganisationView(
+            id=o.id, kind=o.kind, kind_label=ORGANISATION_KIND_LABELS[OrganisationKind(o.kind)], name=o.name,
+            code=o.code, area=o.area, phone=o.phone, mailbox=o.mailbox, address=o.address,
+            local_authority_id=o.local_authority_id, local_authority=la.name if la else None,
+            police_force_id=o.police_force_id, police_force=force.name if force else None, parent_id=o.parent_id,
+            active=o.active))
+    return views
 
 
 def list_organisations(deps: ServiceDeps, kinds: frozenset[str] | None = None) -> list[OrganisationView]:

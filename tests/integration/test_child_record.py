@@ -449,3 +449,22 @@ def test_any_two_versions_can_be_compared(client, deps, clock, record):
     page = client.get(f"{base}/history?from=1&to=3").get_data(as_text=True)
     assert "What changed from version 1 to version 3" in page and "One." in page and "Three." in page
     assert client.get(f"{base}/history?from=1&to=9").status_code == 404
+
+
+def test_associates_of_concern_in_contacts_show_on_the_exploitation_plan(client, clock, record):
+    sign_in(client, record.worker, clock)
+    response = submit(client, f"/children/{record.child_id}/sections/CONTACTS/entries/new", {
+        "name": "Kyle 'K' Dent", "relationship": "Older friend", "contact_status": "unknown",
+        "must_not_know_placement_address": "yes", "may_collect_from_school": "no", "is_associate_of_concern": "yes"})
+    assert response.status_code == 302, response.get_data(as_text=True)
+    page = client.get(f"/children/{record.child_id}/sections/EXPL").get_data(as_text=True)
+    assert "Associates of concern" in page and "Kyle &#39;K&#39; Dent (Older friend)" in page
+
+
+def test_a_photo_over_the_photo_limit_is_refused_with_its_size(client, deps, clock, record):
+    sign_in(client, record.worker, clock)
+    big = b"\xff\xd8\xff\xe0" + b"\0" * (11 * 1024 * 1024)
+    response = submit(client, f"/children/{record.child_id}/sections/PHOTO/edit", _photo_fields(clock.now().date()),
+                      files={"photo": (big, "big.jpg")})
+    assert response.status_code == 200 and "smaller than 10 MB" in response.get_data(as_text=True)
+    assert count(deps, StoredBlob) == 0

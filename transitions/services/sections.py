@@ -61,6 +61,9 @@ class SectionState:
     reviewed_on: date | None
     next_review_due: date | None
     can_edit: bool
+    #: On the exploitation plan: contacts marked "associate of concern" (names and relationships), so the
+    #: plan and the contacts list cannot drift apart (Lesson CH4.1).
+    associates_of_concern: tuple[tuple[str, str], ...] = ()
 
     def value(self, f: FieldDef, entry: Mapping[str, Any] | None = None) -> str:
         return display(f, (entry if entry is not None else self.content).get(f.id))
@@ -89,12 +92,20 @@ def section_state(deps: ServiceDeps, child_id: uuid.UUID, code: str, user: Staff
                                details={"purpose": code})
         if for_edit and not access.can_edit(section):
             raise ForbiddenActionError(_not_editable(section))
-        current = current_versions(session, child_id).get(code)
+        versions = current_versions(session, child_id)
+        current = versions.get(code)
         return SectionState(section=section, version=current.version if current else None,
                             content=json.loads(current.content or "{}") if current else {},
                             reviewed_on=current.reviewed_on if current else None,
                             next_review_due=current.next_review_due if current else None,
-                            can_edit=access.can_edit(section))
+                            can_edit=access.can_edit(section),
+                            associates_of_concern=_associates(versions.get("CONTACTS")) if code == "EXPL" else ())
+
+
+def _associates(contacts: SectionVersion | None) -> tuple[tuple[str, str], ...]:
+    entries = json.loads(contacts.content or "{}").get(ENTRIES, []) if contacts else []
+    return tuple((str(e.get("name") or ""), str(e.get("relationship") or "")) for e in entries
+                 if e.get("is_associate_of_concern") == "yes")
 
 
 def _not_editable(section: SectionDef) -> str:

@@ -1,6 +1,6 @@
 """Run every benchmark, print the ratio table and write bench/results/<UTC timestamp>.json.
 
-    .venv/bin/python bench/run_all.py            # n=15 pairs after 2 warm-ups (about 1–2 minutes)
+    .venv/bin/python bench/run_all.py            # n=15 pairs after 2 warm-ups (about 2–3 minutes)
     .venv/bin/python bench/run_all.py --quick    # n=5 after 1 warm-up, for a smoke test
     .venv/bin/python bench/run_all.py --check    # also exit 1 if any ratio is past its alarm level
 
@@ -25,6 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
+import b_child_page  # noqa: E402
 import b_login  # noqa: E402
 import b_startup  # noqa: E402
 
@@ -39,6 +40,11 @@ def _meta() -> dict[str, Any]:
         commit = ""
     return {"python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(),
             "loadavg_start": os.getloadavg(), "commit": commit}
+
+
+def _ms(seconds: float) -> str:
+    ms = seconds * 1e3
+    return f"{ms:.1f} ms" if ms < 100 else f"{ms:.0f} ms"
 
 
 def main() -> int:
@@ -59,6 +65,12 @@ def main() -> int:
     print(f"\nL8 sign-in (n={n}, warm-up {warmup}) ...", flush=True)
     results["L8_login"] = b_login.run(n=n, warmup=warmup)
     print(b_login.report(results["L8_login"]), flush=True)
+    print(f"\nL2/L3 child page, {b_child_page.VERSIONS} versions ÷ 1 (n={n}, warm-up {warmup}) ...", flush=True)
+    results["L2_child_page"] = b_child_page.run_page(n=n, warmup=warmup)
+    print(b_child_page.report_page(results["L2_child_page"]), flush=True)
+    print(f"\nphoto cleaning (n={n}, warm-up {warmup}) ...", flush=True)
+    results["photo_clean"] = b_child_page.run_photo(n=n, warmup=warmup)
+    print(b_child_page.report_photo(results["photo_clean"]), flush=True)
     meta.update(loadavg_end=os.getloadavg(), seconds=round(time.perf_counter() - t0, 1), quick=args.quick)
 
     print("\n| ratio | median [min–max] | n | A median | B median | goal | alarm | verdict |")
@@ -66,8 +78,11 @@ def main() -> int:
     for r in results.values():
         q = r["ratio"]
         print(f"| {r['name']} | {q['median']:.3f} [{q['min']:.3f}–{q['max']:.3f}] | {r['n']} | "
-              f"{r['a_med'] * 1e3:.0f} ms | {r['b_med'] * 1e3:.0f} ms | ≤ {r['target']} | > {r['alarm']} | "
-              f"{r['verdict']} |")
+              f"{_ms(r['a_med'])} | {_ms(r['b_med'])} | ≤ {r['target']} | > {r['alarm']} | {r['verdict']} |")
+    for r in results.values():
+        if "statements" in r:
+            s = r["statements"]
+            print(f"SQL statements per request, {r['name']}: {s['a']} ÷ {s['b']} = {s['ratio']:.3f} (must be 1.0)")
     print(f"(load average {meta['loadavg_start'][0]:.2f} → {meta['loadavg_end'][0]:.2f} on {meta['cpus']} CPUs; "
           "advisory figures, not a timed test)")
 

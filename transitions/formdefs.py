@@ -48,7 +48,7 @@ _DEFAULT_MAX = {"text": 200, "textarea": 5000, "phone": 40, "email": 254, "postc
 _SECTION_KEYS = {"code", "title", "summary", "order", "review_interval_days", "edited_by", "core", "why",
                  "why_source", "fields", "entry"}
 _FIELD_KEYS = {"id", "label", "hint", "type", "codes", "requirement", "when", "not_known", "sensitivity",
-               "max_length", "errors"}
+               "max_length", "errors", "past"}
 _ENTRY_KEYS = {"name", "plural", "title_field", "fields"}
 _CODELIST_KEYS = {"title", "source", "codes"}
 
@@ -84,6 +84,8 @@ class FieldDef:
     not_known: bool = False
     sensitivity: str = "standard"
     max_length: int | None = None
+    #: Dates only: the date cannot be after today (a photo's date, a plan's date).
+    past: bool = False
     errors: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
 
     @property
@@ -100,6 +102,8 @@ class FieldDef:
             return self.errors[kind]
         if kind == "too_long":
             return f"{self.label} must be {self.max_length} characters or fewer"
+        if kind == "future":
+            return f"{self.label} must be today or in the past"
         if kind == "choice":
             return "Select " + self.label.lower() + " from the list"  # noqa: S608 - a message, not SQL
         return self.errors.get("invalid", f"Enter {self.label.lower()}")
@@ -228,7 +232,7 @@ def _field(raw: Any, where: str, code_lists: dict[str, CodeList]) -> FieldDef:
     errors = raw.get("errors", {})
     if not isinstance(errors, dict) or not all(isinstance(v, str) and v.strip() for v in errors.values()):
         raise _fail(where, "errors must be a table of non-empty texts")
-    unknown_errors = set(errors) - {"required", "invalid", "too_long", "choice"}
+    unknown_errors = set(errors) - {"required", "invalid", "too_long", "choice", "future"}
     if unknown_errors:
         raise _fail(where, f"unknown error kind(s) {', '.join(sorted(unknown_errors))}")
     if requirement == "mandatory" and "required" not in errors:
@@ -249,12 +253,15 @@ def _field(raw: Any, where: str, code_lists: dict[str, CodeList]) -> FieldDef:
         raise _fail(where, "not_known is true or false")
     if not_known and requirement != "mandatory":
         raise _fail(where, "only a mandatory field may be recorded as not known")
+    past = raw.get("past", False)
+    if not isinstance(past, bool) or (past and kind != "date"):
+        raise _fail(where, "past is true or false, and only for date fields")
     max_length = raw.get("max_length", _DEFAULT_MAX.get(kind))
     if max_length is not None and (not isinstance(max_length, int) or max_length < 1):
         raise _fail(where, "max_length must be a positive whole number")
     return FieldDef(id=field_id, label=_text(raw, "label", where), type=kind, requirement=requirement,
                     hint=_text(raw, "hint", where, required=False), codes=codes, when=when,
-                    not_known=not_known, sensitivity=sensitivity, max_length=max_length,
+                    not_known=not_known, sensitivity=sensitivity, max_length=max_length, past=past,
                     errors={k: v.strip() for k, v in errors.items()})
 
 

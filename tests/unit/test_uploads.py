@@ -419,9 +419,10 @@ def test_png_given_as_pdf_is_refused() -> None:
     assert rejection(exc_info) == MSG_NOT_PDF
 
 
-def test_pdf_magic_after_first_kilobyte_is_refused() -> None:
+@pytest.mark.parametrize("prefix", [b" " * 1024, b"<html><script>alert(1)</script></html>\n", b"\n"])
+def test_anything_before_the_pdf_magic_is_refused(prefix: bytes) -> None:
     with pytest.raises(UploadRejectedError) as exc_info:
-        check_pdf(b" " * 1024 + pdf_bytes(one_page_pdf()))
+        check_pdf(prefix + pdf_bytes(one_page_pdf()))
     assert rejection(exc_info) == MSG_NOT_PDF
 
 

@@ -173,6 +173,9 @@ class Attachment(Base):
     display_name_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     uploaded_by: Mapped[uuid.UUID] = mapped_column(ForeignKey("staff_user.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: False while only kept for an unfinished edit (then only its uploader may open it, and `tick` removes
+    #: it after a while); True once a saved version refers to it (then it is kept with that version).
+    in_use: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class BreakGlassGrant(Base):

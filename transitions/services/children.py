@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
 from transitions.formdefs import SectionDef
 from transitions.models import (
@@ -35,6 +36,7 @@ from transitions.services.deps import ServiceDeps
 from transitions.services.errors import (
     BreakGlassRequiredError,
     ChildInvalidError,
+    EditConflictError,
     ForbiddenActionError,
     NotFoundError,
 )
@@ -202,20 +204,29 @@ def create_child(deps: ServiceDeps, data: ProfileInput, user: StaffView, actor: 
         return child.id
 
 
-def update_profile(deps: ServiceDeps, child_id: uuid.UUID, data: ProfileInput, user: StaffView,
-                   actor: Actor) -> list[str]:
+def update_profile(deps: ServiceDeps, child_id: uuid.UUID, data: ProfileInput, base_version: int | None,
+                   user: StaffView, actor: Actor) -> list[str]:
+    """Change the child's details. ``base_version`` is the version the form was opened on: a save over
+    someone else's later change is refused (EditConflictError), never silently undone."""
     now = deps.clock.now()
     with deps.db.transaction() as session:
         child, access = _open(deps, session, child_id, user, actor, action=None)
         if not access.can_edit_profile:
             raise ForbiddenActionError("You cannot change this child's details")
+        if base_version != child.version:
+            raise EditConflictError(child.version)
         errors = _check_profile(deps, session, data, now.date())
+        if not errors and user.role is Role.SOCIAL_WORKER and data.team_id != child.team_id:
+            errors["team_id"] = "Only a team manager or senior manager can move a child to another team"
         if errors:
             raise ChildInvalidError(errors)
         changed = _set_profile(deps, session, child, data)
         if changed:
             child.updated_at = now
-            session.flush()
+            try:
+                session.flush()
+            except StaleDataError as exc:  # a concurrent save of the same child got there first
+                raise EditConflictError(child.version) from exc
             save_profile_version(deps, session, child, user.id, user.role)
         audit.record(session, deps.audit_chain, deps.clock, actor, "child.profile_changed", object_type="child",
                      object_id=child.id, details={"fields": ",".join(changed), "via": access.via.value})
@@ -308,7 +319,7 @@ def _open(deps: ServiceDeps, session: Session, child_id: uuid.UUID, user: StaffV
     return child, access
 
 
-def record_denial(deps: ServiceDeps, child_id: uuid.UUID, actor: Actor, endpoint: str) -> None:
+def record_denial(deps: ServiceDeps, child_id: uuid.UUID | None, actor: Actor, endpoint: str) -> None:
     audit.log_event(deps, actor, "child.access_denied", object_type="child", object_id=child_id, outcome="denied",
                     details={"endpoint": endpoint})
 
@@ -351,6 +362,7 @@ class Profile:
     placement: OrgSummary | None
     worker: Person | None
     team: Person | None
+    version: int = 1
 
     @property
     def display_name(self) -> str:
@@ -415,7 +427,7 @@ def _profiles(deps: ServiceDeps, session: Session, children: list[Child]) -> lis
             placement_started_on=date.fromisoformat(c.placement_started_on) if c.placement_started_on else None,
             responsible_la=summary(c.responsible_la_id), placement=summary(c.current_placement_id),
             worker=Person(worker.id, worker.display_name or "") if worker else None,
-            team=Person(team.id, team.name) if team else None,
+            team=Person(team.id, team.name) if team else None, version=c.version,
         ))
     return profiles
 
@@ -591,14 +603,18 @@ def child_heading(deps: ServiceDeps, child_id: uuid.UUID, user: StaffView, actor
 # ---- lists and search -------------------------------------------------------------------------------------
 
 
-def my_children(deps: ServiceDeps, user: StaffView, limit: int = 200) -> list[Profile]:
+def my_children(deps: ServiceDeps, user: StaffView, actor: Actor, limit: int = 500) -> list[Profile]:
+    """The children a person sees without break-glass (the newest ``limit``; names are encrypted, so the
+    list is sorted by name after decrypting)."""
     with deps.db.transaction() as session:
-        query = select(Child)
+        query = select(Child).order_by(Child.created_at.desc(), Child.id)
         condition = visible_filter(user)
         if condition is not None:
             query = query.where(condition)  # type: ignore[arg-type]
         children = list(session.scalars(query.limit(limit)))
         profiles = _profiles(deps, session, children)
+        audit.record(session, deps.audit_chain, deps.clock, actor, "child.list_viewed",
+                     details={"count": len(children)})
     return sorted(profiles, key=lambda p: (p.display_name.casefold(), str(p.id)))
 
 
@@ -612,7 +628,7 @@ class SearchResult:
 def search(deps: ServiceDeps, query: str, date_of_birth: date | None, user: StaffView, actor: Actor) -> SearchResult:
     """Exact match on a name, alias, NHS number or local child ID through blind indexes; never plaintext."""
     bi = deps.blind_index
-    text = " ".join(query.split())
+    text = " ".join(query.replace("\x00", "").split())
     digits = "".join(text.split())
     digests: list[bytes] = []
     kind = "name"

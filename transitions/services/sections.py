@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -132,11 +132,12 @@ def _store(deps: ServiceDeps, session: Session, child_id: uuid.UUID, section: Se
                       sha256=hashlib.sha256(data).digest(), ciphertext=b"", created_at=now)
     blob.ciphertext = deps.blob_cipher.encrypt(data, context=blob.context)
     name = safe_display_name(filename, default="photo.jpg" if f.type == "photo" else "document.pdf")
-    if f.type == "photo":
-        name = name.rsplit(".", 1)[0] + ".jpg"  # it is a JPEG now, whatever it was called
+    # The stored type decides the name's extension, never the uploader: a photo is a JPEG now, and a
+    # document is a PDF (so a download cannot be opened as .html or .hta whatever it was called).
+    name = name.rsplit(".", 1)[0] + (".jpg" if f.type == "photo" else ".pdf")
     attachment = Attachment(id=uuid.uuid4(), child_id=child_id, blob_id=blob.id, kind=f.type,
                             section_code=section.code, field_id=f.id, media_type=media_type, size=len(data),
-                            uploaded_by=user.id, created_at=now)
+                            uploaded_by=user.id, created_at=now, in_use=False)
     attachment.display_name = name
     session.add(blob)
     session.flush()  # the blob row first: the attachment's foreign key points at it
@@ -208,6 +209,10 @@ def _new_version(deps: ServiceDeps, session: Session, child: Child, section: Sec
     )
     version.content = json.dumps(content, sort_keys=True, ensure_ascii=False)
     session.add(version)
+    used = [uuid.UUID(v["attachment"]) for v in content.values() if isinstance(v, dict) and "attachment" in v]
+    if used:
+        session.execute(update(Attachment).where(Attachment.id.in_(used), Attachment.child_id == child.id)
+                        .values(in_use=True).execution_options(synchronize_session=False))
     try:
         session.flush()
     except IntegrityError as exc:  # another save of the same section won the race for this version number
@@ -242,7 +247,7 @@ def save_section(deps: ServiceDeps, child_id: uuid.UUID, code: str, given: Mappi
         if (current.version if current else None) != base_version:
             raise EditConflictError(current.version if current else 0, refs)
         previous = json.loads(current.content or "{}") if current else {}
-        content, errors = check_fields(section.fields, merged, previous)
+        content, errors = check_fields(section.fields, merged, previous, deps.clock.now().date())
         errors = {**errors, **upload_errors}
         if errors:
             raise SectionInvalidError(errors, refs)
@@ -266,7 +271,7 @@ def save_entry(deps: ServiceDeps, child_id: uuid.UUID, code: str, entry_id: str 
         existing = next((e for e in entries if e.get("id") == entry_id), None) if entry_id else None
         if entry_id and existing is None:
             raise NotFoundError("entry")
-        values, errors = check_fields(section.entry.fields, given, existing or {})
+        values, errors = check_fields(section.entry.fields, given, existing or {}, deps.clock.now().date())
         if errors:
             raise SectionInvalidError(errors)
         new_id = entry_id or uuid.uuid4().hex
@@ -373,7 +378,8 @@ def read_attachment(deps: ServiceDeps, child_id: uuid.UUID, attachment_id: uuid.
                     actor: Actor) -> FileContent:
     with deps.db.transaction() as session:
         attachment = session.get(Attachment, attachment_id)
-        if attachment is None or attachment.child_id != child_id:
+        if attachment is None or attachment.child_id != child_id or (
+                not attachment.in_use and attachment.uploaded_by != user.id):
             raise NotFoundError("attachment")
         _open(deps, session, child_id, user, actor, action="attachment.viewed",
               details={"purpose": f"{attachment.section_code}.{attachment.field_id}"})
@@ -383,3 +389,20 @@ def read_attachment(deps: ServiceDeps, child_id: uuid.UUID, attachment_id: uuid.
         data = deps.blob_cipher.decrypt(blob.ciphertext, context=blob.context)
         return FileContent(data=data, media_type=attachment.media_type, name=attachment.display_name or "file",
                            kind=attachment.kind)
+
+
+def purge_unused_uploads(deps: ServiceDeps) -> int:
+    """Remove uploads kept for an edit that was never finished (no saved version refers to them)."""
+    cutoff = deps.clock.now() - timedelta(hours=KEPT_UPLOAD_HOURS)
+    with deps.db.transaction() as session:
+        stale = list(session.scalars(select(Attachment).where(Attachment.in_use.is_(False),
+                                                              Attachment.created_at < cutoff)))
+        for attachment in stale:
+            blob_id = attachment.blob_id
+            session.delete(attachment)
+            session.flush()
+            session.execute(delete(StoredBlob).where(StoredBlob.id == blob_id))
+        if stale:
+            audit.record(session, deps.audit_chain, deps.clock, Actor.system("tick"), "attachment.purged",
+                         details={"count": len(stale)})
+        return len(stale)

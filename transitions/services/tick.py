@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from transitions.services import outbox, sessions
+from transitions.services import outbox, sections, sessions
 from transitions.services.deps import ServiceDeps
 
 log = logging.getLogger("transitions.tick")
@@ -15,6 +15,7 @@ log = logging.getLogger("transitions.tick")
 class TickReport:
     delivery: outbox.DeliveryReport | None = None
     sessions_purged: int = 0
+    uploads_purged: int = 0
     failed_jobs: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
@@ -23,6 +24,7 @@ class TickReport:
         if d is not None:
             out.append(f"outbox: {d.sent} sent, {d.retrying} to retry, {d.failed} failed")
         out.append(f"sessions: {self.sessions_purged} expired sessions removed")
+        out.append(f"uploads: {self.uploads_purged} unused uploads removed")
         out += [f"FAILED: {job} (see the log)" for job in self.failed_jobs]
         return out
 
@@ -40,4 +42,9 @@ def run(deps: ServiceDeps, transport: outbox.Transport | None = None) -> TickRep
     except Exception:
         log.exception("tick: session purge failed")
         report.failed_jobs.append("session purge")
+    try:
+        report.uploads_purged = sections.purge_unused_uploads(deps)
+    except Exception:
+        log.exception("tick: upload purge failed")
+        report.failed_jobs.append("upload purge")
     return report

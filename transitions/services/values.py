@@ -69,7 +69,8 @@ class FieldInput:
     upload: dict[str, str] | None = None
 
 
-def check_field(f: FieldDef, given: FieldInput, previous: object = None) -> tuple[object, str | None]:
+def check_field(f: FieldDef, given: FieldInput, previous: object = None, today: date | None = None
+                ) -> tuple[object, str | None]:
     """The value to store for one field and the error text (None when valid)."""
     if f.is_upload:
         if given.upload is None and given.not_known and f.not_known and f.mandatory:
@@ -83,7 +84,7 @@ def check_field(f: FieldDef, given: FieldInput, previous: object = None) -> tupl
     if given.date_invalid:
         return None, f.error("invalid")
     if isinstance(raw, str):
-        raw = raw.strip()
+        raw = raw.replace("\x00", "").strip()
         if f.type != "textarea":
             raw = " ".join(raw.split())
     if is_empty(raw):
@@ -95,6 +96,8 @@ def check_field(f: FieldDef, given: FieldInput, previous: object = None) -> tupl
     if f.type == "date":
         if not isinstance(raw, date):
             return None, f.error("invalid")
+        if f.past and today is not None and raw > today:
+            return None, f.error("future")
         return raw.isoformat(), None
     if f.type == "choices":
         codes = [raw] if isinstance(raw, str) else list(raw) if isinstance(raw, list) else []
@@ -135,12 +138,12 @@ def check_field(f: FieldDef, given: FieldInput, previous: object = None) -> tupl
     return raw, None
 
 
-def check_fields(fields: Sequence[FieldDef], given: Mapping[str, FieldInput],
-                 previous: Mapping[str, Any]) -> tuple[dict[str, object], dict[str, str]]:
+def check_fields(fields: Sequence[FieldDef], given: Mapping[str, FieldInput], previous: Mapping[str, Any],
+                 today: date | None = None) -> tuple[dict[str, object], dict[str, str]]:
     content: dict[str, object] = {}
     errors: dict[str, str] = {}
     for f in fields:
-        value, error = check_field(f, given.get(f.id, FieldInput()), previous.get(f.id))
+        value, error = check_field(f, given.get(f.id, FieldInput()), previous.get(f.id), today)
         if error:
             errors[f.id] = error
         elif value is not None:

@@ -1,8 +1,9 @@
 """PDF uploads: checked in a resource-limited child process, and stored exactly as uploaded (security.md R59).
 
-``check_pdf`` refuses empty and oversized files, and files without ``%PDF-`` in the first 1024 bytes. It then
-runs ``python -m transitions.uploads._pdf_worker`` with the bytes on stdin. The worker parses them with
-pikepdf and refuses encrypted, damaged, page-less and active-content PDFs. The child gets:
+``check_pdf`` refuses empty and oversized files, and files that do not begin with ``%PDF-`` (anything before
+it could make an HTML/PDF polyglot). It then runs ``python -m transitions.uploads._pdf_worker`` with the
+bytes on stdin. The worker parses them with pikepdf and refuses encrypted, damaged, page-less and
+active-content PDFs. The child gets:
 
 * a wall-clock timeout (``subprocess.run(timeout=...)``, after which the child is killed);
 * ``RLIMIT_CPU`` (a backstop if the wall-clock timeout is somehow missed), ``RLIMIT_AS`` (memory),
@@ -46,7 +47,6 @@ from .errors import (
 )
 
 PDF_MAGIC: Final = b"%PDF-"
-MAGIC_WINDOW: Final = 1024
 # Python and pikepdf need about 40 MiB of address space just to start. Below this limit the child fails during
 # start-up, in ways that look like a bad file (CPython can even spin until killed), so such a limit is refused.
 MIN_MEMORY_LIMIT_BYTES: Final = 128 * 1024 * 1024
@@ -95,7 +95,9 @@ def check_pdf(
         raise UploadRejectedError(MSG_EMPTY)
     if len(data) > max_bytes:
         raise UploadRejectedError(too_big_message(max_bytes))
-    if PDF_MAGIC not in data[:MAGIC_WINDOW]:
+    if not data.startswith(PDF_MAGIC):
+        # Readers tolerate junk before %PDF-, but a file that starts as HTML and ends as a PDF is a polyglot:
+        # opened from the downloads folder it is a web page. Only a file that begins as a PDF is one.
         raise UploadRejectedError(MSG_NOT_PDF)
 
     pages = _run_worker(data, timeout_seconds=timeout_seconds, memory_limit_bytes=memory_limit_bytes)

@@ -61,6 +61,9 @@ def not_found(exc: NotFoundError) -> tuple[str, int]:
 
 @bp.errorhandler(ForbiddenActionError)
 def forbidden(exc: ForbiddenActionError) -> tuple[str, int]:
+    """A refused change (the service's transaction, and its audit row, were rolled back): record the refusal."""
+    child_id = (request.view_args or {}).get("child_id")
+    children.record_denial(deps(), child_id, actor(), request.endpoint or "")
     return render_template("children/forbidden.html", message=exc.message), 403
 
 
@@ -70,7 +73,7 @@ def forbidden(exc: ForbiddenActionError) -> tuple[str, int]:
 @bp.get("/children")
 @staff(*RECORD_ROLES)
 def index() -> str:
-    return render_template("children/index.html", children=children.my_children(deps(), _user()),
+    return render_template("children/index.html", children=children.my_children(deps(), _user(), actor()),
                            form=SearchForm(), can_create=_user().role in CREATE_ROLES)
 
 
@@ -160,7 +163,7 @@ def new() -> str | BaseResponse:
     if saved is not None:
         flash("Child added. Now complete each section of the record.", "success")
         return redirect(url_for("children.show", child_id=saved))
-    return render_template("children/profile_form.html", form=form, profile=None)
+    return render_template("children/profile_form.html", form=form, profile=None, conflict=False)
 
 
 def _save_profile(form: ProfileForm, save: Callable[[children.ProfileInput], T]) -> T | None:
@@ -173,6 +176,9 @@ def _save_profile(form: ProfileForm, save: Callable[[children.ProfileInput], T])
             return save(_profile_input(form))
         except ChildInvalidError as exc:
             errors = exc.errors
+        except EditConflictError as exc:
+            form.base_version.data = str(exc.current_version)
+            form.conflict = True
     show_errors(form, errors)
     return None
 
@@ -191,12 +197,20 @@ def profile(child_id: UUID) -> str | BaseResponse:
         "current_placement_id": str(current.placement.id) if current.placement else "",
         "team_id": str(current.team.id) if current.team else "",
         "allocated_worker_id": str(current.worker.id) if current.worker else "",
+        "base_version": str(current.version),
     })
     _profile_choices(form)
-    if _save_profile(form, lambda data: children.update_profile(deps(), child_id, data, _user(), actor())) is not None:
+
+    def save(data: children.ProfileInput) -> list[str]:
+        base = str(form.base_version.data or "")
+        return children.update_profile(deps(), child_id, data, int(base) if base.isdigit() else None, _user(),
+                                       actor())
+
+    if _save_profile(form, save) is not None:
         flash("Child's details saved.", "success")
         return redirect(url_for("children.show", child_id=child_id))
-    return render_template("children/profile_form.html", form=form, profile=current)
+    return render_template("children/profile_form.html", form=form, profile=current,
+                           conflict=getattr(form, "conflict", False))
 
 
 # ---- the child's page -------------------------------------------------------------------------------------

@@ -54,6 +54,8 @@ class ProfileForm(FlaskForm):
     team_id = SelectField("Team", widget=GovSelect(), choices=[], validate_choice=False)
     allocated_worker_id = SelectField("Allocated social worker (optional)", widget=GovSelect(), choices=[],
                                       validate_choice=False)
+    #: The version of the child's details the form was opened on (edits only).
+    base_version = HiddenField()
     submit = SubmitField("Save", widget=GovSubmitInput())
 
 

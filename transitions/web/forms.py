@@ -30,7 +30,8 @@ def _email_format(form: Any, field: Any) -> None:
 
 
 def strip(value: str | None) -> str | None:
-    return value.strip() if isinstance(value, str) else value
+    """Trim, and drop NUL characters (no browser sends them; they would break blind indexes and PostgreSQL)."""
+    return value.replace("\x00", "").strip() if isinstance(value, str) else value
 
 
 class SignInForm(FlaskForm):

@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-25 21:19:41.290384
+Create Date: 2026-11-25 21:28:25.280242
 
 """
 from alembic import op
@@ -85,6 +85,7 @@ def upgrade():
     sa.Column('display_name_enc', sa.LargeBinary(), nullable=True),
     sa.Column('uploaded_by', sa.Uuid(), nullable=False),
     sa.Column('created_at', transitions.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('in_use', sa.Boolean(), nullable=False),
     sa.ForeignKeyConstraint(['blob_id'], ['stored_blob.id'], name=op.f('fk_attachment_blob_id_stored_blob')),
     sa.ForeignKeyConstraint(['child_id'], ['child.id'], name=op.f('fk_attachment_child_id_child')),
     sa.ForeignKeyConstraint(['uploaded_by'], ['staff_user.id'], name=op.f('fk_attachment_uploaded_by_staff_user')),

@@ -48,7 +48,7 @@ _DEFAULT_MAX = {"text": 200, "textarea": 5000, "phone": 40, "email": 254, "postc
 _SECTION_KEYS = {"code", "title", "summary", "order", "review_interval_days", "edited_by", "core", "why",
                  "why_source", "fields", "entry"}
 _FIELD_KEYS = {"id", "label", "hint", "type", "codes", "requirement", "when", "not_known", "sensitivity",
-               "max_length", "errors", "past"}
+               "max_length", "errors", "past", "required_if"}
 _ENTRY_KEYS = {"name", "plural", "title_field", "fields"}
 _CODELIST_KEYS = {"title", "source", "codes"}
 
@@ -86,6 +86,9 @@ class FieldDef:
     max_length: int | None = None
     #: Dates only: the date cannot be after today (a photo's date, a plan's date).
     past: bool = False
+    #: A conditional field's machine-readable condition: it is required when the named field (in the same
+    #: section or entry) has one of these values. Without one, "when" is guidance only.
+    required_if: tuple[str, frozenset[str]] | None = None
     errors: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
 
     @property
@@ -253,6 +256,18 @@ def _field(raw: Any, where: str, code_lists: dict[str, CodeList]) -> FieldDef:
         raise _fail(where, "not_known is true or false")
     if not_known and requirement != "mandatory":
         raise _fail(where, "only a mandatory field may be recorded as not known")
+    required_if: tuple[str, frozenset[str]] | None = None
+    if "required_if" in raw:
+        rule = raw["required_if"]
+        if requirement != "conditional":
+            raise _fail(where, "only a conditional field takes required_if")
+        if (not isinstance(rule, dict) or set(rule) != {"field", "in"} or not isinstance(rule["field"], str)
+                or not isinstance(rule["in"], list) or not rule["in"]
+                or not all(isinstance(v, str) for v in rule["in"])):
+            raise _fail(where, 'required_if is { field = "other_field", in = ["value", …] }')
+        if "required" not in errors:
+            raise _fail(where, "a field with required_if needs errors.required (the GOV.UK error text)")
+        required_if = (rule["field"], frozenset(rule["in"]))
     past = raw.get("past", False)
     if not isinstance(past, bool) or (past and kind != "date"):
         raise _fail(where, "past is true or false, and only for date fields")
@@ -262,6 +277,7 @@ def _field(raw: Any, where: str, code_lists: dict[str, CodeList]) -> FieldDef:
     return FieldDef(id=field_id, label=_text(raw, "label", where), type=kind, requirement=requirement,
                     hint=_text(raw, "hint", where, required=False), codes=codes, when=when,
                     not_known=not_known, sensitivity=sensitivity, max_length=max_length, past=past,
+                    required_if=required_if,
                     errors={k: v.strip() for k, v in errors.items()})
 
 
@@ -274,6 +290,16 @@ def _fields(raw: Any, where: str, code_lists: dict[str, CodeList]) -> tuple[Fiel
         if f.id in seen:
             raise _fail(where, f"field id '{f.id}' is used twice")
         seen.add(f.id)
+    by_id = {f.id: f for f in fields}
+    for f in fields:
+        if f.required_if is None:
+            continue
+        target = by_id.get(f.required_if[0])
+        if target is None or target is f:
+            raise _fail(where, f"field '{f.id}': required_if names '{f.required_if[0]}', not another field here")
+        allowed = {"yes", "no"} if target.type == "yesno" else target.codes.codes if target.codes else None
+        if allowed is None or not f.required_if[1] <= allowed:
+            raise _fail(where, f"field '{f.id}': required_if values must be codes of '{target.id}'")
     return fields
 
 

@@ -278,7 +278,8 @@ def test_restricted_contact_is_shown_at_the_top_of_the_childs_page(client, clock
     sign_in(client, record.worker, clock)
     response = submit(client, f"/children/{record.child_id}/sections/CONTACTS/entries/new", {
         "name": "Darren Fraser", "relationship": "Father", "contact_status": "no_contact_court_order",
-        "order_reference": "s34(4) order", "must_not_know_placement_address": "yes",
+        "order_reference": "s34(4) order", "reason_no_contact": "Risk of abduction",
+        "must_not_know_placement_address": "yes",
         "may_collect_from_school": "no", "is_associate_of_concern": "no"})
     assert response.status_code == 302, response.get_data(as_text=True)
     page = client.get(f"/children/{record.child_id}").get_data(as_text=True)
@@ -558,3 +559,15 @@ def test_a_document_is_always_named_as_a_pdf(client, deps, clock, record):
            files={"health_plan_doc": (pdf_bytes(one_page_pdf()), "plan.html")})
     with deps.db.transaction() as session:
         assert session.scalars(select(Attachment)).one().display_name == "plan.pdf"
+
+
+def test_a_no_contact_order_needs_its_reference_and_reason(client, deps, clock, record):
+    sign_in(client, record.worker, clock)
+    response = submit(client, f"/children/{record.child_id}/sections/CONTACTS/entries/new", {
+        "name": "Darren Fraser", "relationship": "Father", "contact_status": "no_contact_court_order",
+        "must_not_know_placement_address": "yes", "may_collect_from_school": "no", "is_associate_of_concern": "no"})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "Enter the court order: its type, court and date" in page
+    assert "Enter why contact is not allowed or is restricted" in page
+    assert 'value="Darren Fraser"' in page

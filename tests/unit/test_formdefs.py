@@ -67,6 +67,10 @@ def test_unknown_field_type_stops_start_up_naming_file_and_field(forms_copy: Pat
     ("sections/health.toml", 'edited_by = ["cla_nurse"]', 'edited_by = ["admin"]', "unknown role"),
     ("sections/risk.toml", "review_interval_days = 90", "review_interval_days = 0", "review_interval_days"),
     ("sections/voice.toml", 'codes = "VOICE_SOURCE"', 'codes = "NO_SUCH_LIST"', "unknown code list"),
+    ("sections/mh.toml", 'required_if = { field = "camhs_open", in = ["yes"] }',
+     'required_if = { field = "camhs_open", in = ["maybe"] }', "required_if values"),
+    ("sections/mh.toml", 'required_if = { field = "camhs_open", in = ["yes"] }',
+     'required_if = { field = "no_such_field", in = ["yes"] }', "not another field"),
 ])
 def test_broken_definitions_are_refused(forms_copy: Path, file: str, old: str, new: str, expected: str):
     _replace(forms_copy / file, old, new)

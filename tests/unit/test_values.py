@@ -86,3 +86,14 @@ def test_differences_name_changed_fields_and_entries():
     labels = [c.label for c in differences(contacts, old, new)]
     assert any("Darren" in label and "added" in label for label in labels)
     assert any("Maria" in label for label in labels)
+
+
+def test_a_conditional_field_is_required_only_when_its_condition_holds():
+    mh = DEFS.section("MH")
+    open_case = {"camhs_open": FieldInput(value="yes")}
+    _, errors = check_fields(mh.fields, open_case, {})
+    assert errors["camhs_provider"] == mh.field("camhs_provider").errors["required"]
+    _, errors = check_fields(mh.fields, {"camhs_open": FieldInput(value="no")}, {})
+    assert "camhs_provider" not in errors
+    assert mh.field("camhs_provider").label in gaps(mh, {"camhs_open": "yes"})
+    assert mh.field("camhs_provider").label not in gaps(mh, {"camhs_open": "no"})

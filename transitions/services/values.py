@@ -148,7 +148,20 @@ def check_fields(fields: Sequence[FieldDef], given: Mapping[str, FieldInput], pr
             errors[f.id] = error
         elif value is not None:
             content[f.id] = value
+    for f in fields:
+        if f.id not in errors and condition_met(f, content) and is_empty(content.get(f.id)):
+            errors[f.id] = f.error("required")
     return content, errors
+
+
+def condition_met(f: FieldDef, content: Mapping[str, Any]) -> bool:
+    """True when a conditional field's rule says it is needed, given the other answers."""
+    if f.required_if is None:
+        return False
+    other, values = f.required_if
+    answer = content.get(other)
+    answers = answer if isinstance(answer, list) else [answer]
+    return any(isinstance(a, str) and a in values for a in answers)
 
 
 def display(f: FieldDef, value: object) -> str:
@@ -172,13 +185,15 @@ def display(f: FieldDef, value: object) -> str:
 
 def gaps(section: SectionDef, content: Mapping[str, Any]) -> list[str]:
     """Labels of mandatory fields recorded as not known or missing: shown as gaps on the child's page."""
-    labels = [f.label for f in section.fields if f.mandatory and (is_not_known(content.get(f.id))
-                                                                  or is_empty(content.get(f.id)))]
+    def needed(f: FieldDef, answers: Mapping[str, Any]) -> bool:
+        return (f.mandatory or condition_met(f, answers)) and (is_not_known(answers.get(f.id))
+                                                                or is_empty(answers.get(f.id)))
+
+    labels = [f.label for f in section.fields if needed(f, content)]
     if section.entry:
         for entry in content.get(ENTRIES, []) or []:
             title = str(entry.get(section.entry.title_field) or section.entry.name)
-            labels += [f"{f.label} ({title})" for f in section.entry.fields
-                       if f.mandatory and (is_not_known(entry.get(f.id)) or is_empty(entry.get(f.id)))]
+            labels += [f"{f.label} ({title})" for f in section.entry.fields if needed(f, entry)]
     return labels
 
 

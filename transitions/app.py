@@ -33,8 +33,10 @@ def install_web(app: Flask, settings: Settings) -> None:
     from flask_wtf.csrf import CSRFProtect
 
     from transitions.web.errors import register_error_pages
+    from transitions.web.requests import InMemoryUploadRequest
     from transitions.web.security import enforce_access_rules, install_security_headers
 
+    app.request_class = InMemoryUploadRequest
     install_templates(app, settings)
     install_sessions(app)
     install_security_headers(app)

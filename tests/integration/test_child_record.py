@@ -571,3 +571,15 @@ def test_a_no_contact_order_needs_its_reference_and_reason(client, deps, clock, 
     assert "Enter the court order: its type, court and date" in page
     assert "Enter why contact is not allowed or is restricted" in page
     assert 'value="Darren Fraser"' in page
+
+
+
+def test_uploads_are_held_in_memory_never_spooled_to_a_temp_file(app):
+    """Werkzeug would put a file over 500 KB in the system temp folder (R62); ours keeps it in memory."""
+    big = b"\xff\xd8\xff" + b"0" * 700_000
+    with app.test_request_context("/", method="POST", data={"photo": (io.BytesIO(big), "big.jpg")},
+                                  content_type="multipart/form-data"):
+        from flask import request
+
+        stream = request.files["photo"].stream
+        assert isinstance(stream, io.BytesIO) and stream.getvalue() == big

@@ -99,6 +99,7 @@ def install_templates(app: Flask, settings: Settings) -> None:
     from jinja2 import ChoiceLoader, FileSystemLoader, PackageLoader, PrefixLoader
 
     from transitions.web.templating import GovukUndefined
+    from transitions.web.timefmt import register_time_filters
 
     app.jinja_loader = ChoiceLoader([
         FileSystemLoader(str(TEMPLATES_DIR)),
@@ -108,6 +109,7 @@ def install_templates(app: Flask, settings: Settings) -> None:
         }),
     ])
     app.jinja_env.undefined = GovukUndefined
+    register_time_filters(app)
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
     WTFormsHelpers(app)

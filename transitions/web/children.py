@@ -35,6 +35,7 @@ from transitions.web.section_forms import (
     show_errors,
 )
 from transitions.web.security import staff
+from transitions.web.timefmt import clock_time
 
 bp = Blueprint("children", __name__)
 T = TypeVar("T")
@@ -233,7 +234,7 @@ def break_glass(child_id: UUID) -> str | BaseResponse:
         except ChildInvalidError as exc:
             form.reason.errors = [exc.errors["reason"]]
         else:
-            flash(f"You can read this record until {until:%H:%M} UTC. Your reason has been recorded.", "important")
+            flash(f"You can read this record until {clock_time(until)}. Your reason has been recorded.", "important")
             return redirect(url_for("children.show", child_id=child_id))
     return render_template("children/break_glass.html", form=form, child_id=child_id)
 

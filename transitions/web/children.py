@@ -236,7 +236,8 @@ def break_glass(child_id: UUID) -> str | BaseResponse:
         else:
             flash(f"You can read this record until {clock_time(until)}. Your reason has been recorded.", "important")
             return redirect(url_for("children.show", child_id=child_id))
-    return render_template("children/break_glass.html", form=form, child_id=child_id)
+    return render_template("children/break_glass.html", form=form, child_id=child_id,
+                           minutes=deps().settings.record.break_glass_minutes)
 
 
 @bp.get("/break-glass")

@@ -151,7 +151,7 @@ def complete_risk(page: Page, audit: BrowserAudit) -> None:
     expect_error_state(page, ["Select the headline risks", "Enter the risk level for each headline risk",
                               "Select the overall risk level", "Enter the multi-agency risk summary",
                               "Select the agencies that contributed to this assessment"])
-    assert page.title() == f"Error: {title} – {CHILD} – CLA Transitions – Example Council", page.title()
+    assert page.title() == f"Error: {title} – child's record LCS-1 – CLA Transitions – Example Council", page.title()
     choose(page, "Headline risks", "Self-harm", "Going missing")
     fill(page, "Risk level for each headline risk", "Self-harm: high\nGoing missing: medium")
     choose(page, "Overall risk level", "High")

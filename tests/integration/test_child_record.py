@@ -577,8 +577,10 @@ def test_a_no_contact_order_needs_its_reference_and_reason(client, deps, clock, 
 def test_uploads_are_held_in_memory_never_spooled_to_a_temp_file(app):
     """Werkzeug would put a file over 500 KB in the system temp folder (R62); ours keeps it in memory."""
     big = b"\xff\xd8\xff" + b"0" * 700_000
-    with app.test_request_context("/", method="POST", data={"photo": (io.BytesIO(big), "big.jpg")},
-                                  content_type="multipart/form-data"):
+    body = (b'--XyZ\r\nContent-Disposition: form-data; name="photo"; filename="big.jpg"\r\n'
+            b"Content-Type: image/jpeg\r\n\r\n" + big + b"\r\n--XyZ--\r\n")
+    with app.test_request_context("/", method="POST", input_stream=io.BytesIO(body),
+                                  content_type="multipart/form-data; boundary=XyZ", content_length=len(body)):
         from flask import request
 
         stream = request.files["photo"].stream

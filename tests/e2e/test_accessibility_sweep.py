@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import pyotp
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
+from tests.conftest import StaffAccount
 from tests.e2e.conftest import BrowserAudit, LiveServer, skip_without_browser
 from tests.e2e.test_child_record_journey import field_group
+from tests.e2e.test_child_record_journey import sign_in as journey_sign_in
 from tests.e2e.test_first_admin_journey import (
     click_button,
     error_summary_items,
@@ -76,14 +77,7 @@ def load_demo_records(server: LiveServer) -> list[Section]:
 
 def sign_in(context: BrowserContext, audit: BrowserAudit, account: DemoAccount) -> Page:
     page = context.new_page()
-    open_page(page, audit, "/sign-in")
-    expect_heading(page, "Sign in")
-    page.get_by_label("Email address", exact=True).fill(account.email)
-    page.get_by_label("Password", exact=True).fill(account.password)
-    click_button(page, audit, "Continue")
-    expect_heading(page, "Enter the code from your authenticator app")
-    page.get_by_label("Code from your authenticator app").fill(pyotp.TOTP(account.totp_secret).now())
-    click_button(page, audit, "Sign in")
+    journey_sign_in(page, audit, StaffAccount(uuid.uuid4(), account.email, account.password, account.totp_secret))
     expect_heading(page, f"Welcome, {account.name}")
     return page
 

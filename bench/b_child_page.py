@@ -29,7 +29,7 @@ import logging
 import os
 import sys
 import tempfile
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -49,33 +49,19 @@ PHOTO_SIZE = (3000, 4000)  # width × height as stored; EXIF orientation 6 turns
 # ---- 1. the child's page ----------------------------------------------------------------------------------
 
 
-def _profile(deps: Any, *, team_id: Any, worker_id: Any, name: str, nhs: str, la_child_id: str) -> Any:
-    from sqlalchemy import select
-
-    from transitions.models import Organisation
-    from transitions.services import children
-
-    with deps.db.transaction() as session:
-        la = session.scalars(select(Organisation.id).where(Organisation.code == "E06000063")).one()
-    return children.ProfileInput(
-        legal_name=name, preferred_name=name.split()[0], aliases="", date_of_birth=date(2011, 5, 14), sex="2",
-        nhs_number=nhs, nhs_number_not_known=False, la_child_id=la_child_id, legal_status="C2",
-        placement_type="K2", placement_started_on=None, responsible_la_id=la, current_placement_id=None,
-        allocated_worker_id=worker_id, team_id=team_id)
-
-
 def _make_child(deps: Any, worker: Any, nurse: Any, actor: Any, *, name: str, nhs: str, la_child_id: str,
                 versions: int) -> Any:
     """A child with the demo content in every section, then versions 2..`versions` of every section."""
     from sqlalchemy import select
 
+    from tests.integration.test_child_record import profile_input
     from transitions.models import Child, SectionVersion
     from transitions.services import children
     from transitions.services.demo_children import CHILDREN, _content, _fill_sections
     from transitions.services.sections import _new_version
 
-    child_id = children.create_child(deps, _profile(deps, team_id=worker.team_id, worker_id=worker.id, name=name,
-                                                    nhs=nhs, la_child_id=la_child_id), worker, actor)
+    child_id = children.create_child(deps, profile_input(deps, team_id=worker.team_id, worker_id=worker.id, name=name,
+                                                         nhs=nhs, la_child_id=la_child_id), worker, actor)
     today = deps.clock.now().date()
     spec = dict(CHILDREN[0], restricted=True)  # full record, CAMHS open, a current photo, a restricted contact
     with deps.db.transaction() as session:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -88,3 +89,40 @@ def test_the_digest_changes_with_the_definitions(forms_copy: Path):
     before = load_definitions(forms_copy).digest
     _replace(forms_copy / "sections" / "voice.toml", "title = ", "title = \"All about me\"\n#")
     assert load_definitions(forms_copy).digest != before
+
+
+def test_every_transition_kind_and_recipient_type_loads():
+    definitions = load_definitions(FORMS_DIR)
+    assert len(definitions.kinds) >= 10
+    emergency = definitions.kinds["emergency_move"]
+    out_of_area = {r.type for r in emergency.recipients if r.when == "out_of_area" and r.required}
+    assert {"host_la", "host_police"} <= out_of_area
+    assert any(s.code == "PHOTO" and s.blocking and s.fresh for s in emergency.sections)
+    assert definitions.recipient_types["parents_pr"].never_identity_protected
+
+
+def test_organisation_kinds_match_the_register():
+    from transitions.formdefs import ORGANISATION_KINDS
+    from transitions.models import OrganisationKind
+
+    assert {k.value for k in OrganisationKind} == ORGANISATION_KINDS
+
+
+@pytest.mark.parametrize(("file", "old", "new", "expected"), [
+    ("transitions/emergency_move.toml", 'type = "host_police"', 'type = "neighbourhood_watch"',
+     "unknown recipient type 'neighbourhood_watch'"),
+    ("transitions/emergency_move.toml", 'when = "out_of_area"', 'when = "full_moon"', "unknown condition 'full_moon'"),
+    ("transitions/emergency_move.toml", 'due = "on_arrival"', 'due = "soonish"', "due must be"),
+    ("recipients.toml", 'source = "host_la"', 'source = "guess"', "source must be"),
+])
+def test_a_broken_transition_kind_stops_start_up_clearly(forms_copy: Path, file: str, old: str, new: str,
+                                                         expected: str):
+    _replace(forms_copy / file, old, new)
+    with pytest.raises(FormDefinitionError, match=re.escape(expected)):
+        load_definitions(forms_copy)
+
+
+def test_a_missing_transition_kind_is_refused(forms_copy: Path):
+    (forms_copy / "transitions" / "tier4_admission.toml").unlink()
+    with pytest.raises(FormDefinitionError, match="tier4_admission"):
+        load_definitions(forms_copy)

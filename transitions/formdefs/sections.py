@@ -1,4 +1,4 @@
-"""Section definitions and code lists from ``forms/`` (TOML), validated into frozen dataclasses.
+"""Section definitions and code lists from ``forms/sections`` and ``forms/codes`` (TOML), validated.
 
 The checklist is policy that a safeguarding partnership changes without a release, so it is data. One
 definition drives the staff form, the child's page, the history, and later the pack PDF and the tracking.
@@ -10,7 +10,6 @@ No Flask, no SQLAlchemy: the web layer turns these into WTForms, services valida
 
 from __future__ import annotations
 
-import hashlib
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -21,12 +20,11 @@ __all__ = [
     "FIELD_TYPES",
     "ROLES_THAT_EDIT",
     "CodeList",
-    "Definitions",
     "EntryDef",
     "FieldDef",
     "FormDefinitionError",
     "SectionDef",
-    "load_definitions",
+    "load_sections",
 ]
 
 #: Every field type a definition may use, and what the staff form shows for it.
@@ -48,7 +46,7 @@ _DEFAULT_MAX = {"text": 200, "textarea": 5000, "phone": 40, "email": 254, "postc
 _SECTION_KEYS = {"code", "title", "summary", "order", "review_interval_days", "edited_by", "core", "why",
                  "why_source", "fields", "entry"}
 _FIELD_KEYS = {"id", "label", "hint", "type", "codes", "requirement", "when", "not_known", "sensitivity",
-               "max_length", "errors", "past", "required_if"}
+               "max_length", "errors", "past", "required_if", "in_summary"}
 _ENTRY_KEYS = {"name", "plural", "title_field", "fields"}
 _CODELIST_KEYS = {"title", "source", "codes"}
 
@@ -89,6 +87,8 @@ class FieldDef:
     #: A conditional field's machine-readable condition: it is required when the named field (in the same
     #: section or entry) has one of these values. Without one, "when" is guidance only.
     required_if: tuple[str, frozenset[str]] | None = None
+    #: Part of the section's summary: what a recipient entitled to "summary" of this section receives.
+    in_summary: bool = False
     errors: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
 
     @property
@@ -146,23 +146,6 @@ class SectionDef:
     @property
     def all_fields(self) -> tuple[FieldDef, ...]:
         return self.fields + (self.entry.fields if self.entry else ())
-
-
-@dataclass(frozen=True)
-class Definitions:
-    sections: dict[str, SectionDef]
-    code_lists: dict[str, CodeList]
-    #: SHA-256 of every file read, in order: recorded with each saved version (and later each pack).
-    digest: str
-
-    def ordered(self) -> list[SectionDef]:
-        return sorted(self.sections.values(), key=lambda s: (s.order, s.code))
-
-    def section(self, code: str) -> SectionDef:
-        return self.sections[code]
-
-    def code_list(self, name: str) -> CodeList:
-        return self.code_lists[name]
 
 
 def _fail(where: str, message: str) -> FormDefinitionError:
@@ -268,6 +251,9 @@ def _field(raw: Any, where: str, code_lists: dict[str, CodeList]) -> FieldDef:
         if "required" not in errors:
             raise _fail(where, "a field with required_if needs errors.required (the GOV.UK error text)")
         required_if = (rule["field"], frozenset(rule["in"]))
+    in_summary = raw.get("in_summary", False)
+    if not isinstance(in_summary, bool):
+        raise _fail(where, "in_summary is true or false")
     past = raw.get("past", False)
     if not isinstance(past, bool) or (past and kind != "date"):
         raise _fail(where, "past is true or false, and only for date fields")
@@ -277,7 +263,7 @@ def _field(raw: Any, where: str, code_lists: dict[str, CodeList]) -> FieldDef:
     return FieldDef(id=field_id, label=_text(raw, "label", where), type=kind, requirement=requirement,
                     hint=_text(raw, "hint", where, required=False), codes=codes, when=when,
                     not_known=not_known, sensitivity=sensitivity, max_length=max_length, past=past,
-                    required_if=required_if,
+                    required_if=required_if, in_summary=in_summary,
                     errors={k: v.strip() for k, v in errors.items()})
 
 
@@ -368,9 +354,8 @@ REQUIRED_SECTIONS = ("ID", "PHOTO", "VOICE", "RISK", "SELFHARM", "EXPL", "MISSIN
                      "EDU", "PLAN", "LEGAL", "NETWORK")
 
 
-def load_definitions(forms_dir: Path) -> Definitions:
-    """Read and check every section and code list under ``forms_dir``; raise FormDefinitionError if wrong."""
-    hasher = hashlib.sha256()
+def load_sections(forms_dir: Path, hasher: Any) -> tuple[dict[str, SectionDef], dict[str, CodeList]]:
+    """Read and check every code list and section under ``forms_dir``; raise FormDefinitionError if wrong."""
     code_lists = _load_code_lists(forms_dir / "codes", hasher)
     sections: dict[str, SectionDef] = {}
     for path in sorted((forms_dir / "sections").glob("*.toml")):
@@ -384,4 +369,4 @@ def load_definitions(forms_dir: Path) -> Definitions:
     photo = sections["PHOTO"]
     if not any(f.type == "photo" for f in photo.fields) or not any(f.id == "taken_on" for f in photo.fields):
         raise FormDefinitionError("forms/sections: PHOTO needs a photo field and a taken_on date")
-    return Definitions(sections=sections, code_lists=code_lists, digest=hasher.hexdigest())
+    return sections, code_lists

@@ -99,6 +99,15 @@ class RecordSettings:
 
 
 @dataclass(frozen=True)
+class TransitionSettings:
+    crisis_window_days: int
+    crisis_max_transitions: int
+    crisis_task_days: int
+    onward_placement_days: int
+    tier4_distance_limit_miles: float
+
+
+@dataclass(frozen=True)
 class Secrets:
     """Secret material. repr() hides it so a settings dump in a log leaks nothing."""
 
@@ -121,6 +130,7 @@ class Settings:
     passwords: PasswordSettings
     mail: MailSettings
     record: RecordSettings
+    transitions: TransitionSettings
     secrets: Secrets = field(repr=False)
     generated_dev_secrets: bool = False
     #: The checklist definitions (sections, code lists). A partnership may point this at its own reviewed copy.
@@ -245,6 +255,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         passwords=PasswordSettings(**data["passwords"]),
         mail=MailSettings(**mail),
         record=RecordSettings(**data["record"]),
+        transitions=TransitionSettings(**data["transitions"]),
         secrets=Secrets(secret_key=secret_key, keyring=env_vars["TRANSITIONS_KEYRING"],
                         blind_index_key=blind_key, audit_key=audit_key),
         generated_dev_secrets=generated,

@@ -25,8 +25,19 @@ from transitions.models.staff import (
     StaffUser,
     Team,
 )
+from transitions.models.transitions import (
+    ACTIVE_STATUSES,
+    CrisisFlag,
+    SectionOverride,
+    Task,
+    Transition,
+    TransitionApproval,
+    TransitionRecipient,
+    TransitionStatus,
+)
 
 __all__ = [
+    "ACTIVE_STATUSES",
     "ORGANISATION_KIND_LABELS",
     "ROLE_LABELS",
     "AccountStatus",
@@ -39,6 +50,7 @@ __all__ = [
     "ChildProfileVersion",
     "ChildSearchKey",
     "CipherMissingError",
+    "CrisisFlag",
     "Database",
     "EncryptedText",
     "Organisation",
@@ -46,13 +58,19 @@ __all__ = [
     "OutboxMessage",
     "OutboxStatus",
     "Role",
+    "SectionOverride",
     "SectionVersion",
     "SetupLink",
     "SignInThrottle",
     "StaffSession",
     "StaffUser",
     "StoredBlob",
+    "Task",
     "Team",
+    "Transition",
+    "TransitionApproval",
+    "TransitionRecipient",
+    "TransitionStatus",
     "UTCDateTime",
     "new_id",
 ]

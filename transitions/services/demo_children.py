@@ -30,6 +30,9 @@ DEMO_ORGANISATIONS = (
      "fellside.house@example-provider.test"),
     ("childrens_home", "Riverside Lodge (demo children's home)", "SC900002", "E08000003", "0161 496 0102",
      "riverside.lodge@example-provider.test"),
+    ("childrens_home", "Moorview House (demo children's home)", "SC900003", "E06000065", "01632 960 105",
+     "moorview.house@example-provider.test"),
+    ("ward", "Ward 7 Children's (demo)", "RZZ07", None, "01632 960 207", "ward7@example-nhs.test"),
     ("placement", "Fostering household FH-0123 (demo)", None, "E06000064", "01632 960 103", None),
     ("placement", "Fostering household FH-0456 (demo)", None, "E10000017", "01632 960 104", None),
     ("hospital", "Cumberland General Hospital (demo)", "RZZ01", "E06000063", "01632 960 200", None),
@@ -149,6 +152,7 @@ def load_demo_children(deps: ServiceDeps) -> list[str]:
             session.add(org)
             orgs[code or name] = org
         session.flush()
+        orgs["RZZ07"].parent_id = orgs["RZZ01"].id  # the ward is in Cumberland General
         teams = {t.name: t for t in session.scalars(select(Team))}
         staff = {u.email: u for u in session.scalars(select(StaffUser))}
         nurse = next(u for u in staff.values() if u.role == "cla_nurse")

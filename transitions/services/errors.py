@@ -93,3 +93,11 @@ class EditConflictError(ServiceError):
         super().__init__("edit conflict")
         self.current_version = current_version
         self.kept = kept or {}
+
+
+class TransitionStepError(ServiceError):
+    """A lifecycle step that is not allowed now (marking sent before approval, a cancelled transition...)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message

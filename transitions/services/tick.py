@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from transitions.services import outbox, sections, sessions
+from transitions.services import outbox, sections, sessions, transitions
 from transitions.services.deps import ServiceDeps
 
 log = logging.getLogger("transitions.tick")
@@ -16,6 +16,7 @@ class TickReport:
     delivery: outbox.DeliveryReport | None = None
     sessions_purged: int = 0
     uploads_purged: int = 0
+    crisis_flags: int = 0
     failed_jobs: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
@@ -25,6 +26,7 @@ class TickReport:
             out.append(f"outbox: {d.sent} sent, {d.retrying} to retry, {d.failed} failed")
         out.append(f"sessions: {self.sessions_purged} expired sessions removed")
         out.append(f"uploads: {self.uploads_purged} unused uploads removed")
+        out.append(f"crisis: {self.crisis_flags} children flagged with no onward placement")
         out += [f"FAILED: {job} (see the log)" for job in self.failed_jobs]
         return out
 
@@ -47,4 +49,9 @@ def run(deps: ServiceDeps, transport: outbox.Transport | None = None) -> TickRep
     except Exception:
         log.exception("tick: upload purge failed")
         report.failed_jobs.append("upload purge")
+    try:
+        report.crisis_flags = transitions.check_onward_placements(deps)
+    except Exception:
+        log.exception("tick: onward placement check failed")
+        report.failed_jobs.append("onward placement check")
     return report

@@ -133,6 +133,7 @@ def navigation(user: StaffView | None) -> list[dict[str, object]]:
     if not user.is_admin:
         items.append(("children.index", "Children"))
     if user.role.value in ("team_manager", "senior_manager", "auditor"):
+        items.append(("transitions.crisis", "Crisis flags"))
         items.append(("children.break_glass_log", "Break-glass access"))
     if user.is_admin:
         items += [("admin.users", "Users"), ("admin.teams", "Teams"), ("organisations.index", "Organisations")]
@@ -161,13 +162,14 @@ def install_sessions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask, settings: Settings) -> None:
-    from transitions.web import admin, auth, children, home, organisations
+    from transitions.web import admin, auth, children, home, organisations, transitions_views
 
     app.register_blueprint(home.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(organisations.bp)
     app.register_blueprint(children.bp)
+    app.register_blueprint(transitions_views.bp)
     if settings.is_development:
         from transitions.web import dev
 

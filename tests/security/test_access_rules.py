@@ -43,13 +43,19 @@ def test_a_route_added_without_a_rule_is_caught_and_denied(app, client):
     assert "secret" not in response.get_data(as_text=True)
 
 
+def _fill(rule: str) -> str:
+    """A concrete URL for a rule: random ids, the first choice of an any() converter, a section code."""
+    url = re.sub(r"<uuid:[a-z_]+>", lambda _m: str(uuid.uuid4()), rule)
+    url = re.sub(r"<any\(([a-z_]+)[^>]*>", r"\1", url)
+    return re.sub(r"<[a-z_]+>", "RISK", url)
+
+
 def _staff_urls(app):
     for rule in app.url_map.iter_rules():
         access: AccessRule | None = rule_for(app, rule.endpoint)
         if access is None or access.public:
             continue
-        url = re.sub(r"<uuid:[a-z_]+>", lambda _m: str(uuid.uuid4()), rule.rule)
-        url = re.sub(r"<[a-z_]+>", "RISK", url)
+        url = _fill(rule.rule)
         yield url, access, rule.methods - {"HEAD", "OPTIONS"}
 
 
@@ -81,8 +87,7 @@ def test_every_post_route_refuses_a_missing_csrf_token(app, client, deps, clock)
     posts = [r for r in app.url_map.iter_rules() if "POST" in r.methods]
     assert len(posts) >= 10
     for rule in posts:
-        url = rule.rule.replace("<uuid:user_id>", str(admin.id)).replace("<token>", "t" * 43)
-        url = re.sub(r"<[a-z_]+>", "RISK", re.sub(r"<uuid:[a-z_]+>", lambda _m: str(uuid.uuid4()), url))
+        url = _fill(rule.rule.replace("<uuid:user_id>", str(admin.id)).replace("<token>", "t" * 43))
         response = client.post(url, data={"email": "x@example.gov.uk", "password": "p", "role": "auditor"})
         assert response.status_code == 400, url
         assert "the form was out of date" in response.get_data(as_text=True), url

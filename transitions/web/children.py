@@ -12,7 +12,7 @@ from uuid import UUID
 from flask import Blueprint, Response, abort, flash, g, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
-from transitions.services import children, organisations, sections
+from transitions.services import children, organisations, sections, transitions
 from transitions.services.accounts import StaffView
 from transitions.services.errors import (
     BreakGlassRequiredError,
@@ -221,7 +221,8 @@ def profile(child_id: UUID) -> str | BaseResponse:
 @staff(*RECORD_ROLES)
 def show(child_id: UUID) -> str:
     page = children.child_page(deps(), child_id, _user(), actor())
-    return render_template("children/show.html", page=page, definitions=deps().definitions)
+    return render_template("children/show.html", page=page, definitions=deps().definitions,
+                           transitions=transitions.for_child(deps(), child_id, _user(), actor()))
 
 
 @bp.route("/children/<uuid:child_id>/break-glass", methods=["GET", "POST"])

@@ -1,0 +1,206 @@
+"""Transitions: facts, recipients and deadlines from forms/, blocking gaps and overrides, approvals, lifecycle,
+crisis flags."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from tests.conftest import StaffAccount, csrf_from, sign_in
+from transitions.models import Child, CrisisFlag, Organisation, Task, Transition, TransitionRecipient
+from transitions.services import accounts, demo, demo_children
+from transitions.services import transitions as service
+from transitions.services.accounts import StaffView
+from transitions.services.audit import Actor
+from transitions.services.errors import ForbiddenActionError, TransitionStepError
+
+
+@dataclass
+class Demo:
+    children: dict[str, uuid.UUID]
+    orgs: dict[str, uuid.UUID]
+    accounts: dict[str, StaffAccount]
+
+    def view(self, deps, who: str) -> StaffView:
+        return accounts.get_user(deps, self.accounts[who].id)
+
+    def actor(self, who: str) -> Actor:
+        return Actor("staff", str(self.accounts[who].id))
+
+
+@pytest.fixture
+def world(deps) -> Demo:
+    demo.load_demo(deps)
+    demo_children.load_demo_children(deps)
+    with deps.db.transaction() as session:
+        kids = {c.preferred_name or "": c.id for c in session.scalars(select(Child))}
+        orgs = {o.code or o.name: o.id for o in session.scalars(select(Organisation))}
+        people = {}
+        for account in demo.DEMO_ACCOUNTS:
+            user = accounts.find_by_email(deps, session, account.email)
+            assert user is not None
+            people[account.role.value + ("_south" if "south" in account.email else "")] = StaffAccount(
+                user.id, account.email, account.password, account.totp_secret)
+    return Demo(kids, orgs, people)
+
+
+def start(deps, world: Demo, who: str, child: str, kind: str, destination: str, *, when: datetime,
+          urgency: str = "planned", distance: str = "", reason: str = "", emergency_reason: str = "") -> uuid.UUID:
+    data = service.TransitionInput(kind=kind, destination_id=world.orgs[destination], origin_id=None, starts_at=when,
+                                   urgency=urgency, reason_code=reason, at_a_distance=distance,
+                                   emergency_reason=emergency_reason, distance_miles="")
+    return service.create_transition(deps, world.children[child], data, world.view(deps, who), world.actor(who))
+
+
+def test_emergency_out_of_area_move_to_a_childrens_home_derives_the_host_area_recipients(deps, world):
+    when = datetime(2026, 5, 22, 21, 30, tzinfo=UTC)  # a Friday evening before the Spring bank holiday
+    transition_id = start(deps, world, "social_worker_south", "Amira", "emergency_move", "SC900003", when=when,
+                          urgency="emergency", distance="no", reason="CREQB",
+                          emergency_reason="Carers asked for her to leave tonight after an assault")
+    check = service.checklist(deps, transition_id, world.view(deps, "social_worker_south"),
+                              world.actor("social_worker_south"))
+    assert check.out_of_area is True and check.childrens_home
+    assert check.host_la == "North Yorkshire Council" and check.host_police == "North Yorkshire Police"
+    required = {(r.type.code, r.organisation) for r in check.recipients if r.required}
+    assert ("host_la", "North Yorkshire Council") in required
+    assert ("host_police", "North Yorkshire Police") in required
+    assert ("receiving_placement", "Moorview House (demo children's home)") in required
+    host_la = next(r for r in check.recipients if r.type.code == "host_la")
+    assert host_la.due_at == datetime(2026, 6, 1, 16, 0, tzinfo=UTC)  # 5 working days, bank holiday skipped
+    # Amira's photo is 8 months old: it blocks
+    assert [s.code for s in check.blocking] == ["PHOTO"]
+
+
+def test_only_a_manager_can_override_a_blocking_gap_and_the_reason_is_kept(deps, world):
+    transition_id = start(deps, world, "social_worker_south", "Amira", "emergency_move", "SC900003",
+                          when=datetime(2026, 5, 22, 21, 30, tzinfo=UTC), urgency="emergency", distance="no",
+                          emergency_reason="Placement ended tonight")
+    with pytest.raises(ForbiddenActionError):
+        service.override_section(deps, transition_id, "PHOTO", "The child refused a new photo tonight",
+                                 world.view(deps, "social_worker_south"), world.actor("social_worker_south"))
+    with pytest.raises(TransitionStepError, match="Photo"):
+        service.change_status(deps, transition_id, "ready", "", None, world.view(deps, "social_worker_south"),
+                              world.actor("social_worker_south"))
+    service.override_section(deps, transition_id, "PHOTO", "New photo to be taken on arrival by the home",
+                             world.view(deps, "senior_manager"), world.actor("senior_manager"))
+    check = service.checklist(deps, transition_id, world.view(deps, "senior_manager"), world.actor("senior_manager"))
+    photo = next(s for s in check.sections if s.code == "PHOTO")
+    assert photo.override_reason == "New photo to be taken on arrival by the home" and not check.blocking
+    assert service.change_status(deps, transition_id, "ready", "", None, world.view(deps, "social_worker_south"),
+                                 world.actor("social_worker_south")) in ("ready", "approved")
+
+
+def test_an_emergency_may_go_ahead_before_approvals_which_fall_due_afterwards(deps, world):
+    transition_id = start(deps, world, "social_worker", "Jade", "emergency_move", "SC900002",
+                          when=datetime(2026, 5, 22, 21, 30, tzinfo=UTC), urgency="emergency", distance="no",
+                          emergency_reason="Allegation against the home tonight")
+    sw = world.view(deps, "social_worker")
+    service.change_status(deps, transition_id, "ready", "", None, sw, world.actor("social_worker"))
+    check = service.checklist(deps, transition_id, sw, world.actor("social_worker"))
+    assert check.approvals_outstanding and all(a.retrospective_due for a in check.approvals)
+    assert service.change_status(deps, transition_id, "sent", "", None, sw, world.actor("social_worker")) == "sent"
+
+
+def test_an_at_a_distance_move_cannot_be_sent_before_consultation_and_approval(deps, world):
+    transition_id = start(deps, world, "social_worker", "Jade", "planned_move_at_distance", "SC900002",
+                          when=datetime(2026, 7, 1, 10, 0, tzinfo=UTC))
+    sw, sw_actor = world.view(deps, "social_worker"), world.actor("social_worker")
+    assert service.change_status(deps, transition_id, "ready", "", None, sw, sw_actor) == "ready"
+    with pytest.raises(TransitionStepError, match="Director"):
+        service.change_status(deps, transition_id, "sent", "", None, sw, sw_actor)
+    service.record_approval(deps, transition_id, "host_la_consulted", "consulted", "Duty manager, host LA",
+                            "No concerns about the area; will share local intelligence", sw, sw_actor)
+    with pytest.raises(ForbiddenActionError):
+        service.record_approval(deps, transition_id, "dcs", "approved", "", "", sw, sw_actor)
+    with pytest.raises(TransitionStepError):
+        service.change_status(deps, transition_id, "sent", "", None, sw, sw_actor)
+    check = service.checklist(deps, transition_id, sw, sw_actor)
+    for approval in check.approvals_outstanding:
+        if approval.decision:
+            service.record_approval(deps, transition_id, approval.kind, "approved", "", "",
+                                    world.view(deps, "senior_manager"), world.actor("senior_manager"))
+        else:
+            service.record_approval(deps, transition_id, approval.kind, "consulted" if "consult" in approval.kind
+                                    else "notified", "Host duty manager", "Agreed", sw, sw_actor)
+    assert service.change_status(deps, transition_id, "sent", "", None, sw, sw_actor) == "sent"
+
+
+def test_a_fourth_admission_in_30_days_raises_the_crisis_flag_and_a_planning_task(deps, world):
+    first = datetime(2026, 3, 1, 2, 0, tzinfo=UTC)
+    for n in range(3):
+        start(deps, world, "social_worker", "Jade", "hospital_admission", "RZZ01", when=first + timedelta(days=7 * n),
+              urgency="emergency", emergency_reason="Overdose, taken to A&E by ambulance")
+    with deps.db.transaction() as session:
+        assert session.scalars(select(CrisisFlag)).first() is None
+    start(deps, world, "social_worker", "Jade", "hospital_admission", "RZZ07", when=first + timedelta(days=25),
+          urgency="emergency", emergency_reason="Self-harm, admitted to the ward")
+    with deps.db.transaction() as session:
+        flag = session.scalars(select(CrisisFlag)).one()
+        assert flag.reason == "many_transitions" and flag.count == 4
+        task = session.scalars(select(Task)).one()
+        assert task.assigned_role == "senior_manager" and task.status == "open"
+    flags = service.open_crisis_flags(deps, world.view(deps, "senior_manager"), world.actor("senior_manager"))
+    assert len(flags) == 1
+    service.acknowledge_flag(deps, flags[0].id, "Strategy meeting held; Tier 4 referral agreed",
+                             world.view(deps, "senior_manager"), world.actor("senior_manager"))
+    assert service.open_crisis_flags(deps, world.view(deps, "senior_manager"), world.actor("senior_manager")) == []
+
+
+def test_every_transition_kind_produces_recipients_for_a_sample_child(deps, world):
+    when = datetime(2026, 9, 1, 10, 0, tzinfo=UTC)
+    by_kind = {"placement": "Fostering household FH-0123 (demo)", "childrens_home": "SC900003",
+               "hospital": "RZZ01", "ward": "RZZ07"}
+    for kind in deps.definitions.ordered_kinds():
+        destination = next(by_kind[k] for k in ("childrens_home", "placement", "ward", "hospital")
+                           if k in kind.destination_kinds)
+        child = "Amira" if kind.min_age else "Jade"
+        who = "social_worker_south" if child == "Amira" else "social_worker"
+        transition_id = start(deps, world, who, child, kind.code, destination, when=when, urgency=kind.urgency,
+                              distance="no", emergency_reason="Emergency" if kind.urgency == "emergency" else "")
+        check = service.checklist(deps, transition_id, world.view(deps, who), world.actor(who))
+        assert any(r.required for r in check.recipients), kind.code
+
+
+def test_a_later_transition_supersedes_an_earlier_active_one(deps, world):
+    first = start(deps, world, "social_worker", "Jade", "planned_move_same_la", "SC900001",
+                  when=datetime(2026, 9, 1, 10, 0, tzinfo=UTC))
+    start(deps, world, "social_worker", "Jade", "hospital_admission", "RZZ01",
+          when=datetime(2026, 9, 2, 3, 0, tzinfo=UTC), urgency="emergency", emergency_reason="Overdose")
+    with deps.db.transaction() as session:
+        earlier = session.get(Transition, first)
+        assert earlier is not None and earlier.status == "superseded"
+        assert all(r.revoke_pending for r in session.scalars(
+            select(TransitionRecipient).where(TransitionRecipient.transition_id == first)))
+
+
+def test_the_checklist_page_and_starting_a_transition_through_the_web(client, deps, clock, world):
+    sign_in(client, world.accounts["social_worker"], clock)
+    url = f"/children/{world.children['Jade']}/transitions/new"
+    page = client.get(url).get_data(as_text=True)
+    response = client.post(url, data={
+        "kind": "planned_move_adjoining", "destination_id": str(world.orgs["SC900002"]), "origin_id": "",
+        "starts_on": ["1", "9", "2026"], "starts_at_time": "2:30pm", "urgency": "planned", "reason_code": "CARPL",
+        "at_a_distance": "", "emergency_reason": "", "distance_miles": "", "csrf_token": csrf_from(page)})
+    assert response.status_code == 302, response.get_data(as_text=True)
+    checklist = client.get(response.headers["Location"])
+    text = checklist.get_data(as_text=True)
+    assert checklist.status_code == 200
+    assert "Manchester City Council" in text and "Greater Manchester Police" in text
+    assert "1 September 2026, 2:30pm" in text
+
+
+def test_bad_input_on_the_new_transition_form_keeps_what_was_typed(client, deps, clock, world):
+    sign_in(client, world.accounts["social_worker"], clock)
+    url = f"/children/{world.children['Jade']}/transitions/new"
+    page = client.get(url).get_data(as_text=True)
+    response = client.post(url, data={
+        "kind": "emergency_move", "destination_id": str(world.orgs["SC900002"]), "starts_on": ["31", "2", "2026"],
+        "starts_at_time": "25:00", "urgency": "emergency", "emergency_reason": "", "csrf_token": csrf_from(page)})
+    text = response.get_data(as_text=True)
+    assert response.status_code == 200 and "There is a problem" in text
+    assert "must be a real date" in text and "Enter the time" in text
+    assert 'value="25:00"' in text

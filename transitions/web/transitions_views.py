@@ -1,0 +1,265 @@
+"""Transitions: start one, its checklist, overrides, recipients, approvals, lifecycle; crisis flags."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response as BaseResponse
+
+from transitions.services import children, organisations
+from transitions.services import transitions as service
+from transitions.services.accounts import StaffView
+from transitions.services.errors import (
+    BreakGlassRequiredError,
+    ChildInvalidError,
+    ForbiddenActionError,
+    NotFoundError,
+    TransitionStepError,
+)
+from transitions.services.roles import Role
+from transitions.web.context import actor, deps
+from transitions.web.forms import choices
+from transitions.web.section_forms import show_errors
+from transitions.web.security import staff
+from transitions.web.transitions_forms import (
+    ApprovalForm,
+    ReasonForm,
+    RecipientForm,
+    StepForm,
+    TransitionForm,
+    parse_time,
+    uk_datetime,
+)
+
+bp = Blueprint("transitions", __name__)
+
+READ_ROLES = (Role.SOCIAL_WORKER, Role.CLA_NURSE, Role.TEAM_MANAGER, Role.SENIOR_MANAGER, Role.AUDITOR)
+WRITE_ROLES = (Role.SOCIAL_WORKER, Role.TEAM_MANAGER, Role.SENIOR_MANAGER)
+DESTINATION_KINDS = frozenset({"placement", "childrens_home", "hospital", "ward"})
+
+
+def _user() -> StaffView:
+    user: StaffView = g.staff
+    return user
+
+
+@bp.errorhandler(BreakGlassRequiredError)
+def not_allocated(exc: BreakGlassRequiredError) -> tuple[str, int]:
+    children.record_denial(deps(), exc.child_id, actor(), request.endpoint or "")  # type: ignore[arg-type]
+    return render_template("children/not_allocated.html", child_id=exc.child_id, allowed=exc.allowed), 403
+
+
+@bp.errorhandler(NotFoundError)
+def not_found(exc: NotFoundError) -> tuple[str, int]:
+    return render_template("errors/404.html"), 404
+
+
+@bp.errorhandler(ForbiddenActionError)
+def forbidden(exc: ForbiddenActionError) -> tuple[str, int]:
+    children.record_denial(deps(), None, actor(), request.endpoint or "")
+    return render_template("children/forbidden.html", message=exc.message), 403
+
+
+def _uuid(value: str | None) -> UUID | None:
+    try:
+        return UUID(value) if value else None
+    except ValueError:
+        return None
+
+
+def _transition_choices(form: TransitionForm) -> None:
+    definitions = deps().definitions
+    form.kind.choices = choices((k.code, k.title) for k in definitions.ordered_kinds())
+    places = organisations.list_organisations(deps(), DESTINATION_KINDS)
+    options = [(str(o.id), f"{o.name} ({o.kind_label.lower()}{', ' + o.local_authority if o.local_authority else ''})")
+               for o in places]
+    form.destination_id.choices = choices([("", "Select where the child is going"), *options])
+    form.origin_id.choices = choices([("", "Not recorded"), *options])
+    form.reason_code.choices = choices([("", "Not a placement change, or not known yet")] + [
+        (c, f"{c} – {label}") for c, label in definitions.code_lists["REASON_PLACE_CHANGE"].options])
+
+
+@bp.route("/children/<uuid:child_id>/transitions/new", methods=["GET", "POST"])
+@staff(*WRITE_ROLES)
+def new(child_id: UUID) -> str | BaseResponse:
+    heading, access = children.child_heading(deps(), child_id, _user(), actor())
+    if not access.can_edit_profile:
+        raise ForbiddenActionError("Only the child's social worker, their team and managers start a transition")
+    form = TransitionForm(data={"origin_id": str(heading.placement.id) if heading.placement else "",
+                                "urgency": "planned"})
+    _transition_choices(form)
+    if request.method == "POST":
+        form.validate()
+        if form.csrf_token.errors:
+            abort(400)
+        errors: dict[str, str] = {}
+        raw_date = [p.strip() for p in form.starts_on.raw_data or []]
+        at = parse_time(form.starts_at_time.data or "")
+        if not any(raw_date):
+            errors["starts_on"] = "Enter the date of the move or admission"
+        elif form.starts_on.data is None:
+            errors["starts_on"] = "Date of the move or admission must be a real date"
+        if at is None:
+            errors["starts_at_time"] = "Enter the time, like 14:30 or 2:30pm"
+        if not errors and form.starts_on.data is not None and at is not None:
+            data = service.TransitionInput(
+                kind=form.kind.data or "", destination_id=_uuid(form.destination_id.data),
+                origin_id=_uuid(form.origin_id.data), starts_at=uk_datetime(form.starts_on.data, at),
+                urgency=form.urgency.data or "", reason_code=form.reason_code.data or "",
+                at_a_distance=form.at_a_distance.data or "", emergency_reason=form.emergency_reason.data or "",
+                distance_miles=form.distance_miles.data or "")
+            try:
+                transition_id = service.create_transition(deps(), child_id, data, _user(), actor())
+            except ChildInvalidError as exc:
+                errors = exc.errors
+            else:
+                flash("Transition started. Check the list below: what is missing, who must receive what and when.",
+                      "success")
+                return redirect(url_for("transitions.show", transition_id=transition_id))
+        show_errors(form, {("starts_on" if k == "starts_at" else k): v for k, v in errors.items()})
+    return render_template("transitions/new.html", form=form, child=heading,
+                           kinds=deps().definitions.ordered_kinds())
+
+
+@bp.get("/transitions/<uuid:transition_id>")
+@staff(*READ_ROLES)
+def show(transition_id: UUID) -> str:
+    check = service.checklist(deps(), transition_id, _user(), actor())
+    heading, _access = children.child_heading(deps(), check.child_id, _user(), actor())
+    recipient_form = RecipientForm()
+    recipient_form.recipient_type.choices = choices([("", "Select a type")] + [
+        (r.code, r.title) for r in deps().definitions.recipient_types.values()])
+    orgs = organisations.list_organisations(deps())
+    recipient_form.organisation_id.choices = choices([("", "Choose later")] + [
+        (str(o.id), f"{o.name} ({o.kind_label.lower()})") for o in orgs])
+    return render_template("transitions/show.html", check=check, child=heading, reason_form=ReasonForm(),
+                           recipient_form=recipient_form,
+                           step_form=StepForm(data={"base_version": str(check.version)}),
+                           approval_forms={a.kind: _approval_form(a.decision) for a in check.approvals},
+                           definitions=deps().definitions)
+
+
+def _approval_form(decision: bool) -> ApprovalForm:
+    form = ApprovalForm()
+    form.outcome.choices = choices([("approved", "Approved"), ("refused", "Not approved")] if decision else
+                                   [("notified", "Notified"), ("consulted", "Consulted, answer recorded")])
+    return form
+
+
+def _back(transition_id: UUID) -> BaseResponse:
+    return redirect(url_for("transitions.show", transition_id=transition_id))
+
+
+def _problem(transition_id: UUID, message: str) -> BaseResponse:
+    flash(message, "important")
+    return _back(transition_id)
+
+
+@bp.post("/transitions/<uuid:transition_id>/overrides")
+@staff(Role.TEAM_MANAGER, Role.SENIOR_MANAGER)
+def override(transition_id: UUID) -> BaseResponse:
+    form = ReasonForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        service.override_section(deps(), transition_id, form.section.data or "", form.reason.data or "", _user(),
+                                 actor())
+    except ChildInvalidError as exc:
+        return _problem(transition_id, exc.errors["reason"])
+    except TransitionStepError as exc:
+        return _problem(transition_id, exc.message)
+    flash("Override recorded with your reason. It will appear in reports.", "success")
+    return _back(transition_id)
+
+
+@bp.post("/transitions/<uuid:transition_id>/recipients")
+@staff(*WRITE_ROLES)
+def add_recipient(transition_id: UUID) -> BaseResponse:
+    form = RecipientForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        service.add_recipient(deps(), transition_id, form.recipient_type.data or "",
+                              _uuid(form.organisation_id.data), form.reason.data or "", _user(), actor())
+    except ChildInvalidError as exc:
+        return _problem(transition_id, next(iter(exc.errors.values())))
+    except TransitionStepError as exc:
+        return _problem(transition_id, exc.message)
+    flash("Recipient added.", "success")
+    return _back(transition_id)
+
+
+@bp.post("/transitions/<uuid:transition_id>/recipients/<uuid:recipient_id>/remove")
+@staff(*WRITE_ROLES)
+def remove_recipient(transition_id: UUID, recipient_id: UUID) -> BaseResponse:
+    form = ReasonForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        service.remove_recipient(deps(), transition_id, recipient_id, form.reason.data or "", _user(), actor())
+    except ChildInvalidError as exc:
+        return _problem(transition_id, exc.errors["reason"])
+    except TransitionStepError as exc:
+        return _problem(transition_id, exc.message)
+    flash("Recipient removed. The reason is recorded.", "success")
+    return _back(transition_id)
+
+
+@bp.post("/transitions/<uuid:transition_id>/approvals/<kind>")
+@staff(*WRITE_ROLES)
+def approval(transition_id: UUID, kind: str) -> BaseResponse:
+    form = ApprovalForm()
+    form.outcome.choices = choices([("approved", "Approved"), ("refused", "Not approved"), ("notified", "Notified"),
+                                    ("consulted", "Consulted")])
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        service.record_approval(deps(), transition_id, kind, form.outcome.data or "", form.person.data or "",
+                                form.answer.data or "", _user(), actor())
+    except ChildInvalidError as exc:
+        return _problem(transition_id, next(iter(exc.errors.values())))
+    except TransitionStepError as exc:
+        return _problem(transition_id, exc.message)
+    flash("Recorded.", "success")
+    return _back(transition_id)
+
+
+@bp.post("/transitions/<uuid:transition_id>/<any(ready, sent, cancel):action>")
+@staff(*WRITE_ROLES)
+def step(transition_id: UUID, action: str) -> BaseResponse:
+    form = StepForm()
+    if not form.validate_on_submit():
+        abort(400)
+    base = str(form.base_version.data or "")
+    try:
+        status = service.change_status(deps(), transition_id, action, form.reason.data or "",
+                                       int(base) if base.isdigit() else None, _user(), actor())
+    except ChildInvalidError as exc:
+        return _problem(transition_id, next(iter(exc.errors.values())))
+    except TransitionStepError as exc:
+        return _problem(transition_id, exc.message)
+    flash(f"The transition is now {service.STATUS_LABELS[status].lower()}.", "success")
+    return _back(transition_id)
+
+
+@bp.get("/crisis")
+@staff(Role.TEAM_MANAGER, Role.SENIOR_MANAGER, Role.AUDITOR)
+def crisis() -> str:
+    return render_template("transitions/crisis.html", flags=service.open_crisis_flags(deps(), _user(), actor()),
+                           form=ReasonForm())
+
+
+@bp.post("/crisis/<uuid:flag_id>/acknowledge")
+@staff(Role.SENIOR_MANAGER)
+def acknowledge(flag_id: UUID) -> BaseResponse:
+    form = ReasonForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        service.acknowledge_flag(deps(), flag_id, form.reason.data or "", _user(), actor())
+    except ChildInvalidError as exc:
+        flash(exc.errors["reason"], "important")
+    else:
+        flash("Crisis flag acknowledged; the planning task is closed.", "success")
+    return redirect(url_for("transitions.crisis"))

@@ -21,6 +21,7 @@ from transitions.services.accounts import _view
 from transitions.services.audit import Actor
 from transitions.services.children import ProfileInput, _set_profile, save_profile_version
 from transitions.services.deps import ServiceDeps
+from transitions.services.errors import TransitionStepError
 from transitions.services.sections import _new_version, _store
 from transitions.uploads import clean_photo
 
@@ -175,7 +176,55 @@ def load_demo_children(deps: ServiceDeps) -> list[str]:
             save_profile_version(deps, session, child, worker.id, Role.SOCIAL_WORKER)
             _fill_sections(deps, session, child, spec, i, _view(worker), _view(nurse), actor, today)
             created.append(f"child {spec['preferred_name']} ({spec['team']})")
+    created += _demo_transitions(deps)
     return created
+
+
+def _demo_transitions(deps: ServiceDeps) -> list[str]:
+    """Transitions of several kinds in different states, made through the service like a worker would."""
+    from transitions.services import transitions
+    from transitions.services.accounts import get_user
+
+    with deps.db.transaction() as session:
+        kids = {c.preferred_name: (c.id, c.allocated_worker_id) for c in session.scalars(select(Child))}
+        orgs = {o.code or o.name: o.id for o in session.scalars(select(Organisation))}
+        senior = session.scalars(select(StaffUser.id).where(StaffUser.role == Role.SENIOR_MANAGER.value)).first()
+    now = deps.clock.now().replace(minute=0, second=0, microsecond=0)
+    plans = (
+        # child, kind, destination, starts (hours from now), urgency, at a distance, emergency reason, steps
+        ("Jade", "hospital_admission", "RZZ07", -240, "emergency", "", "Overdose at 01:30; ambulance to A&E",
+         ("ready", "sent")),
+        ("Jade", "planned_move_adjoining", "SC900002", 24 * 10, "planned", "no", "", ()),
+        ("Leo", "emergency_move", "SC900003", -3, "emergency", "no",
+         "Carers asked for him to leave tonight after an assault", ("ready", "sent")),
+        ("Amira", "planned_move_at_distance", "SC900001", 24 * 21, "planned", "yes", "", ()),
+        ("Tyler", "temporary_move", "Fostering household FH-0123 (demo)", 24 * 30, "planned", "no", "", ()),
+    )
+    made = []
+    for child, kind, destination, hours, urgency, distance, reason, steps in plans:
+        child_id, worker_id = kids[child]
+        if worker_id is None:
+            continue
+        worker = get_user(deps, worker_id)
+        actor = Actor("staff", str(worker.id))
+        transition_id = transitions.create_transition(deps, child_id, transitions.TransitionInput(
+            kind=kind, destination_id=orgs[destination], origin_id=None, starts_at=now + timedelta(hours=hours),
+            urgency=urgency, reason_code="CREQB" if kind == "emergency_move" else "", at_a_distance=distance,
+            emergency_reason=reason, distance_miles=""), worker, actor)
+        for step in steps:
+            try:
+                transitions.change_status(deps, transition_id, step, "", None, worker, actor)
+            except TransitionStepError:
+                if senior is None:
+                    break
+                manager = get_user(deps, senior)
+                for section in transitions.checklist(deps, transition_id, manager, actor).blocking:
+                    transitions.override_section(deps, transition_id, section.code,
+                                                 "Demo: agreed to go ahead, to be completed within 24 hours",
+                                                 manager, Actor("staff", str(senior)))
+                transitions.change_status(deps, transition_id, step, "", None, worker, actor)
+        made.append(f"transition {kind} for {child}")
+    return made
 
 
 def _fill_sections(deps: ServiceDeps, session: Session, child: Child, spec: dict[str, Any], i: int,

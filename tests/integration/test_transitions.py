@@ -204,3 +204,15 @@ def test_bad_input_on_the_new_transition_form_keeps_what_was_typed(client, deps,
     assert response.status_code == 200 and "There is a problem" in text
     assert "must be a real date" in text and "Enter the time" in text
     assert 'value="25:00"' in text
+
+
+def test_a_tier4_admission_records_the_distance_and_the_preferred_hospital(deps, world):
+    data = service.TransitionInput(kind="tier4_admission", destination_id=world.orgs["RZZ07"], origin_id=None,
+                                   starts_at=datetime(2026, 9, 1, 10, 0, tzinfo=UTC), urgency="planned",
+                                   reason_code="", at_a_distance="no", emergency_reason="", distance_miles="80")
+    sw, actor = world.view(deps, "social_worker"), world.actor("social_worker")
+    transition_id = service.create_transition(deps, world.children["Jade"], data, sw, actor)
+    check = service.checklist(deps, transition_id, sw, actor)
+    assert check.distance_miles == 80 and check.distance_flag  # over the 50-mile default (Lesson CH3.3)
+    assert check.preferred_hospital == "Cumberland General Hospital (demo)"
+    assert any(r.type.code == "tier4_unit" and r.organisation == "Ward 7 Children's (demo)" for r in check.recipients)

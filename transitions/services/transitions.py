@@ -25,6 +25,7 @@ from transitions.models import (
     Organisation,
     Role,
     SectionOverride,
+    SectionVersion,
     StaffUser,
     Task,
     Transition,
@@ -379,6 +380,8 @@ class Checklist:
     emergency_reason: str | None
     distance_miles: float | None
     distance_flag: bool
+    #: Admissions: the hospital the child should go to every time (Lesson CH3.2), from HEALTH.
+    preferred_hospital: str | None
     sections: list[SectionCheck]
     recipients: list[RecipientRow]
     approvals: list[ApprovalRow]
@@ -513,10 +516,17 @@ def _checklist(deps: ServiceDeps, session: Session, transition: Transition, kind
         reason_code=transition.reason_code, emergency_reason=transition.emergency_reason,
         distance_miles=transition.distance_miles,
         distance_flag=transition.distance_miles is not None and transition.distance_miles > limit,
+        preferred_hospital=_preferred_hospital(versions) if kind.admission else None,
         sections=checks, recipients=rows, approvals=approvals, can_edit=can_edit and _open_status(transition),
         can_override=can_edit and user.role in MANAGERS and _open_status(transition),
         can_decide=can_edit and user.role is Role.SENIOR_MANAGER and _open_status(transition),
         version=transition.version)
+
+
+def _preferred_hospital(versions: dict[str, SectionVersion]) -> str | None:
+    health = json.loads(versions["HEALTH"].content or "{}") if "HEALTH" in versions else {}
+    name = health.get("preferred_hospital_name")
+    return name if isinstance(name, str) and name else None
 
 
 def _open_status(transition: Transition) -> bool:

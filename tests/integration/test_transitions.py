@@ -16,7 +16,7 @@ from transitions.services import accounts, demo, demo_children
 from transitions.services import transitions as service
 from transitions.services.accounts import StaffView
 from transitions.services.audit import Actor
-from transitions.services.errors import ForbiddenActionError, TransitionStepError
+from transitions.services.errors import BreakGlassRequiredError, ForbiddenActionError, TransitionStepError
 
 
 @dataclass
@@ -216,3 +216,20 @@ def test_a_tier4_admission_records_the_distance_and_the_preferred_hospital(deps,
     assert check.distance_miles == 80 and check.distance_flag  # over the 50-mile default (Lesson CH3.3)
     assert check.preferred_hospital == "Cumberland General Hospital (demo)"
     assert any(r.type.code == "tier4_unit" and r.organisation == "Ward 7 Children's (demo)" for r in check.recipients)
+
+
+def test_the_childs_team_manager_can_override_and_another_teams_cannot(deps, world):
+    from tests.conftest import make_staff
+
+    south_manager = make_staff(deps, role="team_manager", team="Children in Care South")
+    transition_id = start(deps, world, "social_worker_south", "Amira", "emergency_move", "SC900003",
+                          when=datetime(2026, 5, 22, 21, 30, tzinfo=UTC), urgency="emergency", distance="no",
+                          emergency_reason="Placement ended tonight")
+    with pytest.raises(BreakGlassRequiredError):  # the North team's manager is not allocated to Amira
+        service.override_section(deps, transition_id, "PHOTO", "Going ahead, photo on arrival",
+                                 world.view(deps, "team_manager"), world.actor("team_manager"))
+    manager = accounts.get_user(deps, south_manager.id)
+    service.override_section(deps, transition_id, "PHOTO", "Going ahead, photo on arrival", manager,
+                             Actor("staff", str(manager.id)))
+    check = service.checklist(deps, transition_id, manager, Actor("staff", str(manager.id)))
+    assert not check.blocking

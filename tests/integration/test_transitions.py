@@ -129,15 +129,27 @@ def test_an_at_a_distance_move_cannot_be_sent_before_consultation_and_approval(d
     assert service.change_status(deps, transition_id, "sent", "", None, sw, sw_actor) == "sent"
 
 
+def send(deps, world: Demo, who: str, transition_id: uuid.UUID) -> None:
+    for step in ("ready", "sent"):
+        service.change_status(deps, transition_id, step, "", None, world.view(deps, who), world.actor(who))
+
+
 def test_a_fourth_admission_in_30_days_raises_the_crisis_flag_and_a_planning_task(deps, world):
     first = datetime(2026, 3, 1, 2, 0, tzinfo=UTC)
-    for n in range(3):
-        start(deps, world, "social_worker", "Jade", "hospital_admission", "RZZ01", when=first + timedelta(days=7 * n),
-              urgency="emergency", emergency_reason="Overdose, taken to A&E by ambulance")
+    # entered out of order, and one admission entered twice (the copy is cancelled): neither fools the count
+    for days in (21, 0, 7):
+        send(deps, world, "social_worker", start(deps, world, "social_worker", "Jade", "hospital_admission",
+                                                 "RZZ01", when=first + timedelta(days=days), urgency="emergency",
+                                                 emergency_reason="Overdose, taken to A&E by ambulance"))
+    duplicate = start(deps, world, "social_worker", "Jade", "hospital_admission", "RZZ01",
+                      when=first + timedelta(days=7), urgency="emergency", emergency_reason="Entered twice by mistake")
+    service.change_status(deps, duplicate, "cancel", "Entered twice by mistake", None,
+                          world.view(deps, "social_worker"), world.actor("social_worker"))
     with deps.db.transaction() as session:
         assert session.scalars(select(CrisisFlag)).first() is None
-    start(deps, world, "social_worker", "Jade", "hospital_admission", "RZZ07", when=first + timedelta(days=25),
-          urgency="emergency", emergency_reason="Self-harm, admitted to the ward")
+    send(deps, world, "social_worker", start(deps, world, "social_worker", "Jade", "hospital_admission", "RZZ07",
+                                             when=first + timedelta(days=14), urgency="emergency",
+                                             emergency_reason="Self-harm, admitted to the ward"))
     with deps.db.transaction() as session:
         flag = session.scalars(select(CrisisFlag)).one()
         assert flag.reason == "many_transitions" and flag.count == 4
@@ -160,7 +172,8 @@ def test_every_transition_kind_produces_recipients_for_a_sample_child(deps, worl
         child = "Amira" if kind.min_age else "Jade"
         who = "social_worker_south" if child == "Amira" else "social_worker"
         transition_id = start(deps, world, who, child, kind.code, destination, when=when, urgency=kind.urgency,
-                              distance="no", emergency_reason="Emergency" if kind.urgency == "emergency" else "")
+                              distance="yes" if kind.code == "planned_move_at_distance" else "no",
+                              emergency_reason="Emergency tonight" if kind.urgency == "emergency" else "")
         check = service.checklist(deps, transition_id, world.view(deps, who), world.actor(who))
         assert any(r.required for r in check.recipients), kind.code
 
@@ -168,8 +181,16 @@ def test_every_transition_kind_produces_recipients_for_a_sample_child(deps, worl
 def test_a_later_transition_supersedes_an_earlier_active_one(deps, world):
     first = start(deps, world, "social_worker", "Jade", "planned_move_same_la", "SC900001",
                   when=datetime(2026, 9, 1, 10, 0, tzinfo=UTC))
-    start(deps, world, "social_worker", "Jade", "hospital_admission", "RZZ01",
-          when=datetime(2026, 9, 2, 3, 0, tzinfo=UTC), urgency="emergency", emergency_reason="Overdose")
+    later_plan = start(deps, world, "social_worker", "Jade", "planned_move_same_la", "SC900001",
+                       when=datetime(2026, 10, 1, 10, 0, tzinfo=UTC))
+    admission = start(deps, world, "social_worker", "Jade", "hospital_admission", "RZZ01",
+                      when=datetime(2026, 9, 2, 3, 0, tzinfo=UTC), urgency="emergency",
+                      emergency_reason="Overdose in the night")
+    with deps.db.transaction() as session:
+        assert session.get(Transition, first).status == "draft"  # a draft supersedes nothing
+    send(deps, world, "social_worker", admission)
+    with deps.db.transaction() as session:
+        assert session.get(Transition, later_plan).status == "draft"  # next month's move is still planned
     with deps.db.transaction() as session:
         earlier = session.get(Transition, first)
         assert earlier is not None and earlier.status == "superseded"
@@ -233,3 +254,89 @@ def test_the_childs_team_manager_can_override_and_another_teams_cannot(deps, wor
                              Actor("staff", str(manager.id)))
     check = service.checklist(deps, transition_id, manager, Actor("staff", str(manager.id)))
     assert not check.blocking
+
+
+def test_a_planned_kind_cannot_be_recorded_as_an_emergency_to_skip_approvals(deps, world):
+    from transitions.services.errors import ChildInvalidError
+
+    with pytest.raises(ChildInvalidError) as caught:
+        start(deps, world, "social_worker", "Jade", "planned_move_at_distance", "SC900002",
+              when=datetime(2026, 7, 1, 10, 0, tzinfo=UTC), urgency="emergency", distance="yes",
+              emergency_reason="Want to skip the Director")
+    assert "urgency" in caught.value.errors
+    with pytest.raises(ChildInvalidError) as caught:
+        start(deps, world, "social_worker", "Jade", "planned_move_adjoining", "SC900002",
+              when=datetime(2026, 7, 1, 10, 0, tzinfo=UTC), distance="yes")
+    assert "at a distance" in caught.value.errors["kind"]
+
+
+def test_a_refusal_stops_even_an_emergency_and_the_director_waits_for_the_consultation(deps, world):
+    sw, sw_actor = world.view(deps, "social_worker"), world.actor("social_worker")
+    senior, senior_actor = world.view(deps, "senior_manager"), world.actor("senior_manager")
+    emergency = start(deps, world, "social_worker", "Jade", "emergency_move", "SC900002",
+                      when=datetime(2026, 5, 22, 21, 30, tzinfo=UTC), urgency="emergency", distance="no",
+                      emergency_reason="Allegation against the home tonight")
+    service.change_status(deps, emergency, "ready", "", None, sw, sw_actor)
+    service.record_approval(deps, emergency, "nominated_officer", "refused", "", "", senior, senior_actor)
+    with pytest.raises(TransitionStepError, match="refused"):
+        service.change_status(deps, emergency, "sent", "", None, sw, sw_actor)
+    planned = start(deps, world, "social_worker", "Jade", "planned_move_at_distance", "SC900002",
+                    when=datetime(2026, 7, 1, 10, 0, tzinfo=UTC), distance="yes")
+    with pytest.raises(TransitionStepError, match="before the approval"):
+        service.record_approval(deps, planned, "dcs", "approved", "", "", senior, senior_actor)
+    from transitions.services.errors import ChildInvalidError
+
+    with pytest.raises(ChildInvalidError):  # a consultation is recorded as a consultation, not a notice
+        service.record_approval(deps, planned, "host_la_consulted", "notified", "Duty manager", "Told them", sw,
+                                sw_actor)
+
+
+def test_criminal_exploitation_in_the_risk_section_needs_the_host_area_consulted(deps, world):
+    from transitions.services.sections import save_section
+    from transitions.services.values import FieldInput
+
+    sw, sw_actor = world.view(deps, "social_worker"), world.actor("social_worker")
+    risk = deps.definitions.section("RISK")
+    with deps.db.transaction() as session:
+        from transitions.services.children import current_versions
+
+        version = current_versions(session, world.children["Leo"])["RISK"].version
+    given = {f.id: FieldInput(value="Recorded risk" if f.type in ("text", "textarea") else None) for f in risk.fields}
+    given |= {"headline_risks": FieldInput(value=["cce_county_lines"]), "overall_risk_level": FieldInput(value="high"),
+              "multi_agency_contributors": FieldInput(value=["police"])}
+    save_section(deps, world.children["Leo"], "RISK", given, {}, {}, version, sw, sw_actor)
+    transition_id = start(deps, world, "social_worker", "Leo", "planned_move_adjoining", "SC900002",
+                          when=datetime(2026, 7, 1, 10, 0, tzinfo=UTC), distance="no")
+    check = service.checklist(deps, transition_id, sw, sw_actor)
+    assert check.exploitation_risk
+    assert "host_consulted_on_appropriateness" in {a.kind for a in check.approvals}
+
+
+def test_school_age_runs_to_the_last_friday_of_june_of_year_11():
+    from datetime import date
+
+    dob = date(2010, 10, 3)  # turns 16 in October 2026, in Year 11 until June 2027
+    assert service.is_school_age(dob, date(2026, 11, 1))
+    assert service.is_school_age(dob, date(2027, 6, 25))  # the last Friday of June 2027
+    assert not service.is_school_age(dob, date(2027, 6, 28))
+    assert not service.is_school_age(date(2023, 1, 1), date(2026, 11, 1))  # 3 years old
+
+
+def test_no_onward_placement_flags_once_and_not_again_after_acknowledgement(deps, world, clock):
+    south, south_actor = world.view(deps, "social_worker_south"), world.actor("social_worker_south")
+    for planned in service.for_child(deps, world.children["Tyler"], south, south_actor).transitions:
+        service.change_status(deps, planned.id, "cancel", "Respite no longer needed", None, south, south_actor)
+    admission = start(deps, world, "social_worker_south", "Tyler", "hospital_admission", "RZZ01",
+                      when=clock.now() - timedelta(days=20), urgency="emergency",
+                      emergency_reason="Broken arm, admitted overnight")
+    senior = world.view(deps, "senior_manager")
+    for gap in service.checklist(deps, admission, senior, world.actor("senior_manager")).blocking:
+        service.override_section(deps, admission, gap.code, "Admitted in an emergency, no time to complete",
+                                 senior, world.actor("senior_manager"))
+    send(deps, world, "social_worker_south", admission)
+    assert service.check_onward_placements(deps) == 1
+    assert service.check_onward_placements(deps) == 0
+    flag = service.open_crisis_flags(deps, world.view(deps, "senior_manager"), world.actor("senior_manager"))[0]
+    service.acknowledge_flag(deps, flag.id, "Discharge planned home with the same carers",
+                             world.view(deps, "senior_manager"), world.actor("senior_manager"))
+    assert service.check_onward_placements(deps) == 0

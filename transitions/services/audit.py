@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 ALLOWED_DETAIL_KEYS = frozenset({
     "role", "old_role", "new_role", "team_id", "reason_code", "count", "key_id", "rows", "blobs", "purpose",
     "attempts", "status", "target_user_id", "link_id", "message_id", "method", "path_rule", "old_team_id",
-    "new_team_id", "endpoint", "via", "fields", "kind",
+    "new_team_id", "endpoint", "via", "fields", "kind", "old_status",
 })
 
 

@@ -53,7 +53,8 @@ from transitions.services.errors import (
 )
 from transitions.services.values import gaps
 
-EXPLOITATION_RISKS = frozenset({"cse", "cce", "county_lines", "trafficking", "modern_slavery"})
+#: RISK headline risks (forms/codes RISK_CATEGORY) that mean a risk of exploitation (Lesson CH4.1).
+EXPLOITATION_RISKS = frozenset({"cse", "cce_county_lines", "trafficking"})
 MANAGERS = frozenset({Role.TEAM_MANAGER, Role.SENIOR_MANAGER})
 STATUS_LABELS = {
     "draft": "Draft", "ready": "Ready", "approved": "Approved", "sent": "Sent", "complete": "Complete",
@@ -120,17 +121,32 @@ def derive_facts(session: Session, child: Child, kind: TransitionKind, destinati
             host_la = session.get(Organisation, hospital.local_authority_id)
     host_police = session.get(Organisation, host_la.police_force_id) if host_la and host_la.police_force_id else None
     out_of_area = None if host_la is None or child.responsible_la_id is None else host_la.id != child.responsible_la_id
-    if kind.code == "planned_move_at_distance":
+    if out_of_area is False:
+        at_a_distance = False
+    elif kind.code == "planned_move_at_distance" and at_a_distance is None:
         at_a_distance = True
-    elif kind.code == "planned_move_adjoining" or out_of_area is False:
+    elif kind.code == "planned_move_adjoining" and at_a_distance is None:
         at_a_distance = False
     exploitation, camhs = _record_facts(session, child)
     dob = date.fromisoformat(child.date_of_birth) if child.date_of_birth else None
-    age = _age(dob, starts_at.date())
     return Facts(out_of_area=out_of_area, at_a_distance=at_a_distance, host_la=host_la, host_police=host_police,
                  childrens_home=destination.kind == "childrens_home", exploitation_risk=exploitation,
-                 open_to_camhs=camhs, school_age=age is not None and 5 <= age < 16,
+                 open_to_camhs=camhs, school_age=dob is not None and is_school_age(dob, starts_at.date()),
                  emergency=urgency == "emergency", changes_placement=not kind.admission)
+
+
+def is_school_age(dob: date, on: date) -> bool:
+    """Compulsory school age in England: from 5 until the last Friday of June of the school year (September to
+    August) in which the child turns 16 — a Year 11 pupil who is already 16 is still at school."""
+    age = _age(dob, on)
+    if age is None or age < 5:
+        return False
+    sixteenth = date(dob.year + 16, dob.month, 28 if (dob.month, dob.day) == (2, 29) else dob.day)
+    leaving_year = sixteenth.year + 1 if sixteenth.month >= 9 else sixteenth.year
+    last_friday = date(leaving_year, 6, 30)
+    while last_friday.weekday() != 4:
+        last_friday -= timedelta(days=1)
+    return on <= last_friday
 
 
 def _organisation_for(source: str, facts: Facts, destination: Organisation, origin: Organisation | None,
@@ -161,12 +177,16 @@ def _check(deps: ServiceDeps, session: Session, child: Child, data: TransitionIn
         errors["starts_at"] = "The date must be within the next year"
     if data.urgency not in ("planned", "emergency"):
         errors["urgency"] = "Select whether this is planned or an emergency"
+    elif data.urgency == "emergency" and kind.urgency == "planned":
+        errors["urgency"] = (f"{kind.title} is planned. For an emergency choose 'Emergency or unplanned move' "
+                             "(or a hospital admission)")
     if data.reason_code and data.reason_code not in deps.definitions.code_lists["REASON_PLACE_CHANGE"].codes:
         errors["reason_code"] = "Select the reason for the change from the list"
     if data.at_a_distance not in ("", "yes", "no"):
         errors["at_a_distance"] = "Select yes or no"
-    if data.urgency == "emergency" and not data.emergency_reason.strip():
-        errors["emergency_reason"] = "Enter why this cannot wait for the usual approvals and notices"
+    if data.urgency == "emergency" and len(" ".join(data.emergency_reason.split())) < 10:
+        errors["emergency_reason"] = "Enter why this cannot wait for the usual approvals and notices " \
+                                     "(at least 10 characters)"
     if len(data.emergency_reason) > 2000:
         errors["emergency_reason"] = "Reason must be 2000 characters or fewer"
     if data.distance_miles.strip():
@@ -196,10 +216,23 @@ def create_transition(deps: ServiceDeps, child_id: uuid.UUID, data: TransitionIn
             raise ChildInvalidError(errors)
         assert kind is not None and destination is not None and data.starts_at is not None
         answered = {"yes": True, "no": False}.get(data.at_a_distance)
+        if child.responsible_la_id is None:
+            raise ChildInvalidError({"kind": "Record the child's responsible local authority (on the child's "
+                                             "details) before starting a transition"})
         facts = derive_facts(session, child, kind, destination, data.starts_at, data.urgency, answered)
+        if facts.out_of_area is None:
+            raise ChildInvalidError({"destination_id": "The register does not say which local authority area this "
+                                                       "is in: ask an administrator to add it, so the host area and "
+                                                       "police force can be worked out"})
         if facts.out_of_area and facts.at_a_distance is None:
             raise ChildInvalidError({"at_a_distance": "Select whether the new area is next to the child's own "
                                                       "local authority"})
+        if facts.out_of_area and kind.code == "planned_move_adjoining" and facts.at_a_distance:
+            raise ChildInvalidError({"kind": "The new area is not next to the child's own authority: choose "
+                                             "'Planned move at a distance'"})
+        if facts.out_of_area and kind.code == "planned_move_at_distance" and facts.at_a_distance is False:
+            raise ChildInvalidError({"kind": "The new area is next to the child's own authority: choose "
+                                             "'Planned move to an adjoining area'"})
         transition = Transition(
             id=uuid.uuid4(), child_id=child.id, kind=kind.code, status=TransitionStatus.DRAFT.value,
             urgency=data.urgency, origin_id=origin.id if origin else None, destination_id=destination.id,
@@ -222,27 +255,31 @@ def create_transition(deps: ServiceDeps, child_id: uuid.UUID, data: TransitionIn
                 organisation_id=_organisation_for(recipient_type.source, facts, destination, origin, child),
                 required=rule.required, due_at=due_at(rule.due, data.starts_at), condition=rule.when,
                 basis=rule.basis[:200], created_at=now))
-        superseded = _supersede(session, child.id, transition.id, now)
         audit.record(session, deps.audit_chain, deps.clock, actor, "transition.created", object_type="transition",
-                     object_id=transition.id, details={"kind": kind.code, "count": superseded,
-                                                       "status": transition.status})
-        _crisis_check(deps, session, child, transition, kind, actor)
+                     object_id=transition.id, details={"kind": kind.code, "status": transition.status})
         return transition.id
 
 
-def _supersede(session: Session, child_id: uuid.UUID, newer: uuid.UUID, now: datetime) -> int:
-    """Earlier active transitions of the child give way to the newer one; their links are to be revoked."""
+def _supersede(deps: ServiceDeps, session: Session, newer: Transition, actor: Actor) -> int:
+    """When a transition is sent, the child's earlier active ones give way to it; their links are to be revoked.
+    Only earlier ones: a move planned for next month does not end because of tonight's admission."""
     older = list(session.scalars(select(Transition).where(
-        Transition.child_id == child_id, Transition.id != newer,
+        Transition.child_id == newer.child_id, Transition.id != newer.id, Transition.starts_at <= newer.starts_at,
         Transition.status.in_([s.value for s in ACTIVE_STATUSES]))))
     for transition in older:
         transition.status = TransitionStatus.SUPERSEDED.value
-        transition.superseded_by_id = newer
-        transition.updated_at = now
-        for recipient in session.scalars(select(TransitionRecipient).where(
-                TransitionRecipient.transition_id == transition.id, TransitionRecipient.removed_at.is_(None))):
-            recipient.revoke_pending = True
+        transition.superseded_by_id = newer.id
+        transition.updated_at = deps.clock.now()
+        _mark_for_revocation(session, transition.id)
+        audit.record(session, deps.audit_chain, deps.clock, actor, "transition.superseded", object_type="transition",
+                     object_id=transition.id, details={"link_id": newer.id})
     return len(older)
+
+
+def _mark_for_revocation(session: Session, transition_id: uuid.UUID) -> None:
+    for recipient in session.scalars(select(TransitionRecipient).where(
+            TransitionRecipient.transition_id == transition_id, TransitionRecipient.removed_at.is_(None))):
+        recipient.revoke_pending = True
 
 
 # ---- crisis flag (Lesson CH6.3) ---------------------------------------------------------------------------
@@ -270,17 +307,22 @@ def _raise_flag(deps: ServiceDeps, session: Session, child: Child, reason: str, 
 
 def _crisis_check(deps: ServiceDeps, session: Session, child: Child, transition: Transition, kind: TransitionKind,
                   actor: Actor) -> None:
+    """Called when a transition is sent: count the moves and admissions that happened (sent, whatever became of
+    them since, but not cancelled) in any window of the configured length that contains this one."""
     if not kind.counts_for_crisis:
         return
     settings = deps.settings.transitions
+    window = timedelta(days=settings.crisis_window_days)
     counted_kinds = [k.code for k in deps.definitions.kinds.values() if k.counts_for_crisis]
-    since = transition.starts_at - timedelta(days=settings.crisis_window_days)
-    count = session.scalar(select(func.count()).select_from(Transition).where(
-        Transition.child_id == child.id, Transition.kind.in_(counted_kinds), Transition.starts_at > since,
-        Transition.starts_at <= transition.starts_at,
-        Transition.status != TransitionStatus.CANCELLED.value)) or 0
-    if count > settings.crisis_max_transitions:
-        _raise_flag(deps, session, child, "many_transitions", int(count), transition.id, actor)
+    when = transition.starts_at
+    dates = sorted(session.scalars(select(Transition.starts_at).where(
+        Transition.child_id == child.id, Transition.kind.in_(counted_kinds), Transition.sent_at.is_not(None),
+        Transition.status != TransitionStatus.CANCELLED.value, Transition.starts_at > when - window,
+        Transition.starts_at < when + window)))
+    most = max((sum(1 for d in dates if start <= d < start + window) for start in dates if start <= when),
+               default=0)
+    if most > settings.crisis_max_transitions:
+        _raise_flag(deps, session, child, "many_transitions", most, transition.id, actor)
 
 
 def check_onward_placements(deps: ServiceDeps) -> int:
@@ -295,7 +337,11 @@ def check_onward_placements(deps: ServiceDeps) -> int:
             Transition.kind.in_(admissions),
             Transition.starts_at < now - timedelta(days=settings.onward_placement_days),
             Transition.status.notin_([TransitionStatus.CANCELLED.value]))))
+        flagged = set(session.scalars(select(CrisisFlag.transition_id).where(
+            CrisisFlag.reason == "no_onward_placement")))
         for admission in stale:
+            if admission.id in flagged or admission.sent_at is None:
+                continue
             later = session.scalar(select(func.count()).select_from(Transition).where(
                 Transition.child_id == admission.child_id, Transition.kind.in_(moves),
                 Transition.starts_at >= admission.starts_at, Transition.status != TransitionStatus.CANCELLED.value))
@@ -629,7 +675,8 @@ def record_approval(deps: ServiceDeps, transition_id: uuid.UUID, approval_kind: 
     """A senior manager approves (nominated officer, DCS); staff record a notice or consultation of the host LA."""
     errors: dict[str, str] = {}
     decision = approval_kind in DECISIONS
-    allowed = ("approved", "refused") if decision else ("notified", "consulted")
+    allowed = ("approved", "refused") if decision else (
+        ("notified",) if approval_kind == "host_la_notified" else ("consulted",))
     if outcome not in allowed:
         errors["outcome"] = "Select the outcome"
     if not decision and not person.strip():
@@ -646,6 +693,11 @@ def record_approval(deps: ServiceDeps, transition_id: uuid.UUID, approval_kind: 
             raise NotFoundError("approval")
         if errors:
             raise ChildInvalidError(errors)
+        if decision and outcome == "approved" and transition.urgency != "emergency":
+            waiting = [APPROVAL_KINDS[k] for k in _outstanding_approvals(session, kind, transition)
+                       if k not in DECISIONS]
+            if waiting:
+                raise TransitionStepError("Record this first, before the approval (reg 11): " + "; ".join(waiting))
         now = deps.clock.now()
         row = TransitionApproval(id=uuid.uuid4(), transition_id=transition.id, kind=approval_kind, outcome=outcome,
                                  recorded_by=user.id, recorded_role=user.role.value, recorded_at=now,
@@ -656,6 +708,8 @@ def record_approval(deps: ServiceDeps, transition_id: uuid.UUID, approval_kind: 
         outstanding = _outstanding_approvals(session, kind, transition)
         if transition.status == TransitionStatus.READY.value and not outstanding:
             transition.status = TransitionStatus.APPROVED.value
+        elif transition.status == TransitionStatus.APPROVED.value and outstanding:
+            transition.status = TransitionStatus.READY.value  # a refusal takes the approval away
         transition.updated_at = now
         audit.record(session, deps.audit_chain, deps.clock, actor, "transition.approval_recorded",
                      object_type="transition", object_id=transition.id,
@@ -697,6 +751,10 @@ def change_status(deps: ServiceDeps, transition_id: uuid.UUID, action: str, reas
             if check.blocking:
                 raise TransitionStepError("Blocking gaps must be resolved or overridden before the packs go")
             outstanding = check.approvals_outstanding
+            refused = [a.label for a in check.approvals if a.outcome == "refused"]
+            if refused:
+                raise TransitionStepError("This move has been refused: " + "; ".join(refused) + ". It cannot go "
+                                          "ahead unless a new decision approves it")
             if outstanding and transition.urgency != "emergency":
                 names = "; ".join(a.label for a in outstanding)
                 raise TransitionStepError(f"Not yet: this move needs {names} before it goes ahead")
@@ -705,15 +763,20 @@ def change_status(deps: ServiceDeps, transition_id: uuid.UUID, action: str, reas
                                           "recorded reason")
             transition.status = TransitionStatus.SENT.value
             transition.sent_at = now
+            session.flush()
+            _supersede(deps, session, transition, actor)
+            _crisis_check(deps, session, child, transition, kind, actor)
         elif action == "cancel":
             transition.cancelled_reason = _reason(reason, "cancelling")
+            if status == TransitionStatus.SENT.value:
+                _mark_for_revocation(session, transition.id)  # packs already out must be withdrawn
             transition.status = TransitionStatus.CANCELLED.value
         else:
             raise TransitionStepError("Unknown step")
         transition.updated_at = now
         audit.record(session, deps.audit_chain, deps.clock, actor, "transition.status_changed",
                      object_type="transition", object_id=transition.id,
-                     details={"old_role": status, "status": transition.status})
+                     details={"old_status": status, "status": transition.status})
         return transition.status
 
 

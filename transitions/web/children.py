@@ -49,23 +49,30 @@ def _user() -> StaffView:
     return user
 
 
-@bp.errorhandler(BreakGlassRequiredError)
 def not_allocated(exc: BreakGlassRequiredError) -> tuple[str, int]:
     children.record_denial(deps(), exc.child_id, actor(), request.endpoint or "")  # type: ignore[arg-type]
     return render_template("children/not_allocated.html", child_id=exc.child_id, allowed=exc.allowed), 403
 
 
-@bp.errorhandler(NotFoundError)
 def not_found(exc: NotFoundError) -> tuple[str, int]:
     return render_template("errors/404.html"), 404
 
 
-@bp.errorhandler(ForbiddenActionError)
 def forbidden(exc: ForbiddenActionError) -> tuple[str, int]:
     """A refused change (the service's transaction, and its audit row, were rolled back): record the refusal."""
     child_id = (request.view_args or {}).get("child_id")
     children.record_denial(deps(), child_id, actor(), request.endpoint or "")
     return render_template("children/forbidden.html", message=exc.message), 403
+
+
+def install_record_errors(blueprint: Blueprint) -> None:
+    """Every blueprint that opens a child's record answers the access policy's errors the same way."""
+    blueprint.register_error_handler(BreakGlassRequiredError, not_allocated)
+    blueprint.register_error_handler(NotFoundError, not_found)
+    blueprint.register_error_handler(ForbiddenActionError, forbidden)
+
+
+install_record_errors(bp)
 
 
 # ---- list, search, new ------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from uuid import UUID
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
@@ -11,13 +12,12 @@ from transitions.services import children, organisations
 from transitions.services import transitions as service
 from transitions.services.accounts import StaffView
 from transitions.services.errors import (
-    BreakGlassRequiredError,
     ChildInvalidError,
     ForbiddenActionError,
-    NotFoundError,
     TransitionStepError,
 )
 from transitions.services.roles import Role
+from transitions.web.children import install_record_errors
 from transitions.web.context import actor, deps
 from transitions.web.forms import choices
 from transitions.web.section_forms import show_errors
@@ -44,21 +44,7 @@ def _user() -> StaffView:
     return user
 
 
-@bp.errorhandler(BreakGlassRequiredError)
-def not_allocated(exc: BreakGlassRequiredError) -> tuple[str, int]:
-    children.record_denial(deps(), exc.child_id, actor(), request.endpoint or "")  # type: ignore[arg-type]
-    return render_template("children/not_allocated.html", child_id=exc.child_id, allowed=exc.allowed), 403
-
-
-@bp.errorhandler(NotFoundError)
-def not_found(exc: NotFoundError) -> tuple[str, int]:
-    return render_template("errors/404.html"), 404
-
-
-@bp.errorhandler(ForbiddenActionError)
-def forbidden(exc: ForbiddenActionError) -> tuple[str, int]:
-    children.record_denial(deps(), None, actor(), request.endpoint or "")
-    return render_template("children/forbidden.html", message=exc.message), 403
+install_record_errors(bp)
 
 
 def _uuid(value: str | None) -> UUID | None:
@@ -151,8 +137,16 @@ def _back(transition_id: UUID) -> BaseResponse:
     return redirect(url_for("transitions.show", transition_id=transition_id))
 
 
-def _problem(transition_id: UUID, message: str) -> BaseResponse:
-    flash(message, "important")
+def _act(transition_id: UUID, call: Callable[[], object], done: str | Callable[[object], str]) -> BaseResponse:
+    """Run one change; a refusal comes back as a message on the checklist page, which keeps everything shown."""
+    try:
+        result = call()
+    except ChildInvalidError as exc:
+        flash(next(iter(exc.errors.values())), "important")
+    except TransitionStepError as exc:
+        flash(exc.message, "important")
+    else:
+        flash(done(result) if callable(done) else done, "success")
     return _back(transition_id)
 
 
@@ -162,15 +156,9 @@ def override(transition_id: UUID) -> BaseResponse:
     form = ReasonForm()
     if not form.validate_on_submit():
         abort(400)
-    try:
-        service.override_section(deps(), transition_id, form.section.data or "", form.reason.data or "", _user(),
-                                 actor())
-    except ChildInvalidError as exc:
-        return _problem(transition_id, exc.errors["reason"])
-    except TransitionStepError as exc:
-        return _problem(transition_id, exc.message)
-    flash("Override recorded with your reason. It will appear in reports.", "success")
-    return _back(transition_id)
+    return _act(transition_id, lambda: service.override_section(
+        deps(), transition_id, form.section.data or "", form.reason.data or "", _user(), actor()),
+        "Override recorded with your reason. It will appear in reports.")
 
 
 @bp.post("/transitions/<uuid:transition_id>/recipients")
@@ -179,15 +167,9 @@ def add_recipient(transition_id: UUID) -> BaseResponse:
     form = RecipientForm()
     if not form.validate_on_submit():
         abort(400)
-    try:
-        service.add_recipient(deps(), transition_id, form.recipient_type.data or "",
-                              _uuid(form.organisation_id.data), form.reason.data or "", _user(), actor())
-    except ChildInvalidError as exc:
-        return _problem(transition_id, next(iter(exc.errors.values())))
-    except TransitionStepError as exc:
-        return _problem(transition_id, exc.message)
-    flash("Recipient added.", "success")
-    return _back(transition_id)
+    return _act(transition_id, lambda: service.add_recipient(
+        deps(), transition_id, form.recipient_type.data or "", _uuid(form.organisation_id.data),
+        form.reason.data or "", _user(), actor()), "Recipient added.")
 
 
 @bp.post("/transitions/<uuid:transition_id>/recipients/<uuid:recipient_id>/remove")
@@ -196,14 +178,9 @@ def remove_recipient(transition_id: UUID, recipient_id: UUID) -> BaseResponse:
     form = ReasonForm()
     if not form.validate_on_submit():
         abort(400)
-    try:
-        service.remove_recipient(deps(), transition_id, recipient_id, form.reason.data or "", _user(), actor())
-    except ChildInvalidError as exc:
-        return _problem(transition_id, exc.errors["reason"])
-    except TransitionStepError as exc:
-        return _problem(transition_id, exc.message)
-    flash("Recipient removed. The reason is recorded.", "success")
-    return _back(transition_id)
+    return _act(transition_id, lambda: service.remove_recipient(
+        deps(), transition_id, recipient_id, form.reason.data or "", _user(), actor()),
+        "Recipient removed. The reason is recorded.")
 
 
 @bp.post("/transitions/<uuid:transition_id>/approvals/<kind>")
@@ -214,15 +191,9 @@ def approval(transition_id: UUID, kind: str) -> BaseResponse:
                                     ("consulted", "Consulted")])
     if not form.validate_on_submit():
         abort(400)
-    try:
-        service.record_approval(deps(), transition_id, kind, form.outcome.data or "", form.person.data or "",
-                                form.answer.data or "", _user(), actor())
-    except ChildInvalidError as exc:
-        return _problem(transition_id, next(iter(exc.errors.values())))
-    except TransitionStepError as exc:
-        return _problem(transition_id, exc.message)
-    flash("Recorded.", "success")
-    return _back(transition_id)
+    return _act(transition_id, lambda: service.record_approval(
+        deps(), transition_id, kind, form.outcome.data or "", form.person.data or "", form.answer.data or "",
+        _user(), actor()), "Recorded.")
 
 
 @bp.post("/transitions/<uuid:transition_id>/<any(ready, sent, cancel):action>")
@@ -232,15 +203,9 @@ def step(transition_id: UUID, action: str) -> BaseResponse:
     if not form.validate_on_submit():
         abort(400)
     base = str(form.base_version.data or "")
-    try:
-        status = service.change_status(deps(), transition_id, action, form.reason.data or "",
-                                       int(base) if base.isdigit() else None, _user(), actor())
-    except ChildInvalidError as exc:
-        return _problem(transition_id, next(iter(exc.errors.values())))
-    except TransitionStepError as exc:
-        return _problem(transition_id, exc.message)
-    flash(f"The transition is now {service.STATUS_LABELS[status].lower()}.", "success")
-    return _back(transition_id)
+    return _act(transition_id, lambda: service.change_status(
+        deps(), transition_id, action, form.reason.data or "", int(base) if base.isdigit() else None, _user(),
+        actor()), lambda status: f"The transition is now {service.STATUS_LABELS[str(status)].lower()}.")
 
 
 @bp.get("/crisis")

@@ -25,7 +25,7 @@ from transitions.services.errors import (
 from transitions.services.roles import Role
 from transitions.web.children_forms import BreakGlassForm, ProfileForm, SearchForm, VersionForm
 from transitions.web.context import actor, deps
-from transitions.web.forms import choices
+from transitions.web.forms import base_version, choices, date_error, posted, uuid_or_none
 from transitions.web.section_forms import (
     form_class,
     initial_data,
@@ -91,14 +91,13 @@ def search() -> str:
     """POST, so nothing typed (a name, an NHS number) ends up in a URL, a log or the browser history."""
     form = SearchForm()
     result = None
-    if _submitted(form):
+    if posted(form):
         # The date of birth is optional: a browser posts its three parts empty, which WTForms calls invalid.
         errors = {}
         if not form.query.data:
             errors["query"] = "Enter a name, NHS number or local child ID"
-        date_parts = form.date_of_birth.raw_data or []
-        if form.date_of_birth.process_errors and any(p.strip() for p in date_parts):
-            errors["date_of_birth"] = "Date of birth must be a real date"
+        if message := date_error(form.date_of_birth, invalid="Date of birth must be a real date"):
+            errors["date_of_birth"] = message
         show_errors(form, errors)
         if not errors:
             result = children.search(deps(), form.query.data or "", form.date_of_birth.data, _user(), actor())
@@ -123,13 +122,6 @@ def _profile_choices(form: ProfileForm) -> None:
     form.allocated_worker_id.choices = choices([("", "Not allocated")] + [(c.value, c.label) for c in workers])
 
 
-def _uuid_or_none(value: str | None) -> UUID | None:
-    try:
-        return UUID(value) if value else None
-    except ValueError:
-        return None
-
-
 def _profile_input(form: ProfileForm) -> children.ProfileInput:
     return children.ProfileInput(
         legal_name=form.legal_name.data or "", preferred_name=form.preferred_name.data or "",
@@ -137,29 +129,17 @@ def _profile_input(form: ProfileForm) -> children.ProfileInput:
         nhs_number=form.nhs_number.data or "", nhs_number_not_known=bool(form.nhs_number_not_known.data),
         la_child_id=form.la_child_id.data or "", legal_status=form.legal_status.data or "",
         placement_type=form.placement_type.data or "", placement_started_on=form.placement_started_on.data,
-        responsible_la_id=_uuid_or_none(form.responsible_la_id.data),
-        current_placement_id=_uuid_or_none(form.current_placement_id.data),
-        allocated_worker_id=_uuid_or_none(form.allocated_worker_id.data), team_id=_uuid_or_none(form.team_id.data),
+        responsible_la_id=uuid_or_none(form.responsible_la_id.data),
+        current_placement_id=uuid_or_none(form.current_placement_id.data),
+        allocated_worker_id=uuid_or_none(form.allocated_worker_id.data), team_id=uuid_or_none(form.team_id.data),
     )
 
 
 def _date_errors(form: ProfileForm) -> dict[str, str]:
-    errors = {}
-    if form.date_of_birth.process_errors and any(form.date_of_birth.raw_data or []):
-        errors["date_of_birth"] = "Date of birth must be a real date"
-    if form.placement_started_on.process_errors and any(p.strip() for p in form.placement_started_on.raw_data or []):
-        errors["placement_started_on"] = "Date the placement started must be a real date"
-    return errors
-
-
-def _submitted(form: ProfileForm | SearchForm) -> bool:
-    """A POST with a valid form token. Field rules are the service's; date parse errors are ours to word."""
-    if request.method != "POST":
-        return False
-    form.validate()
-    if form.csrf_token.errors:
-        abort(400)
-    return True
+    errors = {"date_of_birth": date_error(form.date_of_birth, invalid="Date of birth must be a real date"),
+              "placement_started_on": date_error(form.placement_started_on,
+                                                 invalid="Date the placement started must be a real date")}
+    return {name: message for name, message in errors.items() if message}
 
 
 @bp.route("/children/new", methods=["GET", "POST"])
@@ -176,7 +156,7 @@ def new() -> str | BaseResponse:
 
 def _save_profile(form: ProfileForm, save: Callable[[children.ProfileInput], T]) -> T | None:
     """Run the save on a valid POST; otherwise (or on refusal) put the errors on the form and return None."""
-    if not _submitted(form):
+    if not posted(form):
         return None
     errors = _date_errors(form)
     if not errors:
@@ -210,9 +190,7 @@ def profile(child_id: UUID) -> str | BaseResponse:
     _profile_choices(form)
 
     def save(data: children.ProfileInput) -> list[str]:
-        base = str(form.base_version.data or "")
-        return children.update_profile(deps(), child_id, data, int(base) if base.isdigit() else None, _user(),
-                                       actor())
+        return children.update_profile(deps(), child_id, data, base_version(form), _user(), actor())
 
     if _save_profile(form, save) is not None:
         flash("Child's details saved.", "success")
@@ -276,13 +254,10 @@ def edit_section(child_id: UUID, code: str) -> str | BaseResponse:
     form = form_class(definition.fields)(data={**initial_data(definition.fields, state.content),
                                                "base_version": str(state.version or "")})
     conflict = False
-    if request.method == "POST":
-        form.validate()
-        if form.csrf_token.errors:
-            abort(400)
+    if posted(form):
         files = {f.id: sections.Upload(request.files[f.id].filename or "", request.files[f.id].read())
                  for f in definition.fields if f.is_upload and f.id in request.files}
-        base = int(str(form.base_version.data)) if str(form.base_version.data or "").isdigit() else None
+        base = base_version(form)
         try:
             sections.save_section(deps(), child_id, code, read_inputs(form, definition.fields), files,
                                   kept_uploads(form, definition.fields), base, _user(), actor())
@@ -314,10 +289,11 @@ def _kept_name(form: object, field_id: str, state: sections.SectionState) -> str
 @staff(*RECORD_ROLES)
 def review_section(child_id: UUID, code: str) -> BaseResponse:
     form = VersionForm()
-    if not form.validate_on_submit() or not str(form.base_version.data or "").isdigit():
+    base = base_version(form) if form.validate_on_submit() else None
+    if base is None:
         abort(400)
     try:
-        sections.review_unchanged(deps(), child_id, code, int(str(form.base_version.data or 0)), _user(), actor())
+        sections.review_unchanged(deps(), child_id, code, base, _user(), actor())
     except EditConflictError:
         flash("Someone changed this section since you opened it. Check the latest version, then review again.",
               "important")
@@ -353,11 +329,8 @@ def entry(child_id: UUID, code: str, entry_id: str | None = None) -> str | BaseR
     form = form_class(entry_def.fields, submit_label=f"Save {entry_def.name}")(
         data={**initial_data(entry_def.fields, existing), "base_version": str(state.version or "")})
     conflict = False
-    if request.method == "POST":
-        form.validate()
-        if form.csrf_token.errors:
-            abort(400)
-        base = int(str(form.base_version.data)) if str(form.base_version.data or "").isdigit() else None
+    if posted(form):
+        base = base_version(form)
         try:
             sections.save_entry(deps(), child_id, code, entry_id, read_inputs(form, entry_def.fields), base,
                                 _user(), actor())
@@ -378,10 +351,11 @@ def entry(child_id: UUID, code: str, entry_id: str | None = None) -> str | BaseR
 @staff(*RECORD_ROLES)
 def remove_entry(child_id: UUID, code: str, entry_id: str) -> BaseResponse:
     form = VersionForm()
-    if not form.validate_on_submit() or not str(form.base_version.data or "").isdigit():
+    base = base_version(form) if form.validate_on_submit() else None
+    if base is None:
         abort(400)
     try:
-        sections.remove_entry(deps(), child_id, code, entry_id, int(str(form.base_version.data or 0)), _user(), actor())
+        sections.remove_entry(deps(), child_id, code, entry_id, base, _user(), actor())
     except EditConflictError:
         flash("Someone changed this section since you opened it. Nothing was removed: check and try again.",
               "important")

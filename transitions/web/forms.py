@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from uuid import UUID
 
+from flask import abort, request
 from flask_wtf import FlaskForm
 from govuk_frontend_wtf.wtforms_widgets import (
     GovDateInput,
@@ -141,3 +143,36 @@ class DateInput(GovDateInput):
         if field.raw_data is not None and len(field.raw_data) != 3:
             field.raw_data = None
         return super().map_gov_params(field, **kwargs)
+
+
+def uuid_or_none(value: str | None) -> UUID | None:
+    """An id chosen in a select; anything that is not a UUID counts as no choice (the service then says so)."""
+    try:
+        return UUID(value) if value else None
+    except ValueError:
+        return None
+
+
+def posted(form: Any) -> bool:
+    """True for a POST with a valid form token (400 otherwise). Field rules are the services'; this only parses."""
+    if request.method != "POST":
+        return False
+    form.validate()
+    if form.csrf_token.errors:
+        abort(400)
+    return True
+
+
+def base_version(form: Any) -> int | None:
+    """The version of a record the form was opened on (a hidden field), or None for a new record."""
+    value = str(form.base_version.data or "")
+    return int(value) if value.isdigit() else None
+
+
+def date_error(field: Any, *, invalid: str, missing: str | None = None) -> str | None:
+    """The GOV.UK message for a date input: `missing` when nothing was typed (if it is required), `invalid` when
+    the three boxes do not make a real date."""
+    typed = any(part.strip() for part in field.raw_data or [])
+    if not typed:
+        return missing
+    return invalid if field.data is None else None

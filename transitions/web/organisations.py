@@ -15,7 +15,7 @@ from transitions.services import organisations
 from transitions.services.errors import ChildInvalidError, NotFoundError
 from transitions.services.roles import Role
 from transitions.web.context import actor, deps
-from transitions.web.forms import choices, strip
+from transitions.web.forms import choices, strip, uuid_or_none
 from transitions.web.section_forms import show_errors
 from transitions.web.security import staff
 
@@ -58,13 +58,6 @@ def _choices(form: OrganisationForm) -> None:
                                                                   if o.kind == "hospital"])
 
 
-def _uuid(value: str | None) -> UUID | None:
-    try:
-        return UUID(value) if value else None
-    except ValueError:
-        return None
-
-
 @bp.get("")
 @staff(Role.ADMIN)
 def index() -> str:
@@ -94,8 +87,8 @@ def edit(org_id: UUID | None = None) -> str | BaseResponse:
         entry = organisations.OrganisationInput(
             kind=form.kind.data or "", name=form.name.data or "", code=form.code.data or "",
             area=form.area.data or "", phone=form.phone.data or "", mailbox=form.mailbox.data or "",
-            address=form.address.data or "", local_authority_id=_uuid(form.local_authority_id.data),
-            police_force_id=_uuid(form.police_force_id.data), parent_id=_uuid(form.parent_id.data))
+            address=form.address.data or "", local_authority_id=uuid_or_none(form.local_authority_id.data),
+            police_force_id=uuid_or_none(form.police_force_id.data), parent_id=uuid_or_none(form.parent_id.data))
         try:
             organisations.save_organisation(deps(), org_id, entry, actor())
         except ChildInvalidError as exc:

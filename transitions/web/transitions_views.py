@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from uuid import UUID
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, g, redirect, render_template, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
 from transitions.services import children, organisations
@@ -19,7 +19,7 @@ from transitions.services.errors import (
 from transitions.services.roles import Role
 from transitions.web.children import install_record_errors
 from transitions.web.context import actor, deps
-from transitions.web.forms import choices
+from transitions.web.forms import base_version, choices, date_error, posted, uuid_or_none
 from transitions.web.section_forms import show_errors
 from transitions.web.security import staff
 from transitions.web.transitions_forms import (
@@ -47,13 +47,6 @@ def _user() -> StaffView:
 install_record_errors(bp)
 
 
-def _uuid(value: str | None) -> UUID | None:
-    try:
-        return UUID(value) if value else None
-    except ValueError:
-        return None
-
-
 def _transition_choices(form: TransitionForm) -> None:
     definitions = deps().definitions
     form.kind.choices = choices((k.code, k.title) for k in definitions.ordered_kinds())
@@ -75,23 +68,18 @@ def new(child_id: UUID) -> str | BaseResponse:
     form = TransitionForm(data={"origin_id": str(heading.placement.id) if heading.placement else "",
                                 "urgency": "planned"})
     _transition_choices(form)
-    if request.method == "POST":
-        form.validate()
-        if form.csrf_token.errors:
-            abort(400)
+    if posted(form):
         errors: dict[str, str] = {}
-        raw_date = [p.strip() for p in form.starts_on.raw_data or []]
         at = parse_time(form.starts_at_time.data or "")
-        if not any(raw_date):
-            errors["starts_on"] = "Enter the date of the move or admission"
-        elif form.starts_on.data is None:
-            errors["starts_on"] = "Date of the move or admission must be a real date"
+        if message := date_error(form.starts_on, missing="Enter the date of the move or admission",
+                                 invalid="Date of the move or admission must be a real date"):
+            errors["starts_on"] = message
         if at is None:
             errors["starts_at_time"] = "Enter the time, like 14:30 or 2:30pm"
         if not errors and form.starts_on.data is not None and at is not None:
             data = service.TransitionInput(
-                kind=form.kind.data or "", destination_id=_uuid(form.destination_id.data),
-                origin_id=_uuid(form.origin_id.data), starts_at=uk_datetime(form.starts_on.data, at),
+                kind=form.kind.data or "", destination_id=uuid_or_none(form.destination_id.data),
+                origin_id=uuid_or_none(form.origin_id.data), starts_at=uk_datetime(form.starts_on.data, at),
                 urgency=form.urgency.data or "", reason_code=form.reason_code.data or "",
                 at_a_distance=form.at_a_distance.data or "", emergency_reason=form.emergency_reason.data or "",
                 distance_miles=form.distance_miles.data or "")
@@ -168,7 +156,7 @@ def add_recipient(transition_id: UUID) -> BaseResponse:
     if not form.validate_on_submit():
         abort(400)
     return _act(transition_id, lambda: service.add_recipient(
-        deps(), transition_id, form.recipient_type.data or "", _uuid(form.organisation_id.data),
+        deps(), transition_id, form.recipient_type.data or "", uuid_or_none(form.organisation_id.data),
         form.reason.data or "", _user(), actor()), "Recipient added.")
 
 
@@ -202,10 +190,9 @@ def step(transition_id: UUID, action: str) -> BaseResponse:
     form = StepForm()
     if not form.validate_on_submit():
         abort(400)
-    base = str(form.base_version.data or "")
     return _act(transition_id, lambda: service.change_status(
-        deps(), transition_id, action, form.reason.data or "", int(base) if base.isdigit() else None, _user(),
-        actor()), lambda status: f"The transition is now {service.STATUS_LABELS[str(status)].lower()}.")
+        deps(), transition_id, action, form.reason.data or "", base_version(form), _user(), actor()),
+        lambda status: f"The transition is now {service.STATUS_LABELS[str(status)].lower()}.")
 
 
 @bp.get("/crisis")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from transitions.services import outbox, sections, sessions, transitions
@@ -34,24 +35,17 @@ class TickReport:
 def run(deps: ServiceDeps, transport: outbox.Transport | None = None) -> TickReport:
     """Each job runs even if an earlier one failed; failures are logged and reported, never hidden."""
     report = TickReport()
-    try:
-        report.delivery = outbox.deliver_due(deps, transport)
-    except Exception:
-        log.exception("tick: outbox delivery failed")
-        report.failed_jobs.append("outbox delivery")
-    try:
-        report.sessions_purged = sessions.purge_expired(deps)
-    except Exception:
-        log.exception("tick: session purge failed")
-        report.failed_jobs.append("session purge")
-    try:
-        report.uploads_purged = sections.purge_unused_uploads(deps)
-    except Exception:
-        log.exception("tick: upload purge failed")
-        report.failed_jobs.append("upload purge")
-    try:
-        report.crisis_flags = transitions.check_onward_placements(deps)
-    except Exception:
-        log.exception("tick: onward placement check failed")
-        report.failed_jobs.append("onward placement check")
+    jobs: list[tuple[str, Callable[[], None]]] = [
+        ("outbox delivery", lambda: setattr(report, "delivery", outbox.deliver_due(deps, transport))),
+        ("session purge", lambda: setattr(report, "sessions_purged", sessions.purge_expired(deps))),
+        ("upload purge", lambda: setattr(report, "uploads_purged", sections.purge_unused_uploads(deps))),
+        ("onward placement check",
+         lambda: setattr(report, "crisis_flags", transitions.check_onward_placements(deps))),
+    ]
+    for name, job in jobs:
+        try:
+            job()
+        except Exception:
+            log.exception("tick: %s failed", name)
+            report.failed_jobs.append(name)
     return report

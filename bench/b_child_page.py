@@ -6,7 +6,7 @@
    Each timed sample is 10 GETs in a row (one GET is only about 10 ms); A and B samples alternate.
    Both children get the same demo content (transitions/services/demo_children.py `_fill_sections`, including a
    photo, documents and a restricted contact). The extra 49 versions per section are written with
-   `sections._new_version`, with dates from `_content` shifted day by day; the 50th equals the 1st, so both pages
+   `sections.add_version`, with dates from `_content` shifted day by day; the 50th equals the 1st, so both pages
    show the same thing. Time ratio goal <= 1.1 (alarm > 1.5). SQL statements per GET are counted with a
    `before_cursor_execute` listener on `deps.db.engine`: their ratio must be exactly 1.0 (any growth = ALARM).
 2. Photo cleaning:
@@ -58,7 +58,7 @@ def _make_child(deps: Any, worker: Any, nurse: Any, actor: Any, *, name: str, nh
     from transitions.models import Child, SectionVersion
     from transitions.services import children
     from transitions.services.demo_children import CHILDREN, _content, _fill_sections
-    from transitions.services.sections import _new_version
+    from transitions.services.sections import add_version
 
     child_id = children.create_child(deps, profile_input(deps, team_id=worker.team_id, worker_id=worker.id, name=name,
                                                          nhs=nhs, la_child_id=la_child_id), worker, actor)
@@ -79,7 +79,7 @@ def _make_child(deps: Any, worker: Any, nurse: Any, actor: Any, *, name: str, nh
                 content = first[section.code] if n == versions else {
                     **first[section.code], **_content(section, today - timedelta(days=versions - n), False)}
                 author = nurse if "cla_nurse" in section.edited_by else worker
-                _new_version(deps, session, child, section, json.loads(json.dumps(content)), current[section.code],
+                add_version(deps, session, child, section, json.loads(json.dumps(content)), current[section.code],
                              "edit", author, actor)
     return child_id
 

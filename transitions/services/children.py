@@ -1,6 +1,6 @@
 """The child's profile, search, the child's page and break-glass access.
 
-Every read of a child's record goes through ``_open`` (the access policy, an audit event, the named error)
+Every read of a child's record goes through ``open_child`` (the access policy, an audit event, the named error)
 so no use case can forget one of the three.
 """
 
@@ -136,7 +136,7 @@ def _org(session: Session, org_id: uuid.UUID, kind: str | None = None) -> Organi
     return org
 
 
-def _set_profile(deps: ServiceDeps, session: Session, child: Child, data: ProfileInput) -> list[str]:
+def apply_profile(deps: ServiceDeps, session: Session, child: Child, data: ProfileInput) -> list[str]:
     values: dict[str, str | None] = {
         "legal_name": " ".join(data.legal_name.split()),
         "preferred_name": " ".join(data.preferred_name.split()),
@@ -196,7 +196,7 @@ def create_child(deps: ServiceDeps, data: ProfileInput, user: StaffView, actor: 
             raise ChildInvalidError(errors)
         child = Child(id=uuid.uuid4(), created_at=now, updated_at=now)
         session.add(child)
-        _set_profile(deps, session, child, data)
+        apply_profile(deps, session, child, data)
         session.flush()
         save_profile_version(deps, session, child, user.id, user.role)
         audit.record(session, deps.audit_chain, deps.clock, actor, "child.created", object_type="child",
@@ -210,7 +210,7 @@ def update_profile(deps: ServiceDeps, child_id: uuid.UUID, data: ProfileInput, b
     someone else's later change is refused (EditConflictError), never silently undone."""
     now = deps.clock.now()
     with deps.db.transaction() as session:
-        child, access = _open(deps, session, child_id, user, actor, action=None)
+        child, access = open_child(deps, session, child_id, user, actor, action=None)
         if not access.can_edit_profile:
             raise ForbiddenActionError("You cannot change this child's details")
         if base_version != child.version:
@@ -220,7 +220,7 @@ def update_profile(deps: ServiceDeps, child_id: uuid.UUID, data: ProfileInput, b
             errors["team_id"] = "Only a team manager or senior manager can move a child to another team"
         if errors:
             raise ChildInvalidError(errors)
-        changed = _set_profile(deps, session, child, data)
+        changed = apply_profile(deps, session, child, data)
         if changed:
             child.updated_at = now
             try:
@@ -283,7 +283,7 @@ class ProfileVersionView:
 def profile_history(deps: ServiceDeps, child_id: uuid.UUID, user: StaffView, actor: Actor
                     ) -> tuple[Profile, list[ProfileVersionView]]:
     with deps.db.transaction() as session:
-        child, _access = _open(deps, session, child_id, user, actor, action="child.history_viewed",
+        child, _access = open_child(deps, session, child_id, user, actor, action="child.history_viewed",
                                details={"purpose": "profile"})
         rows = session.execute(
             select(ChildProfileVersion, StaffUser).outerjoin(StaffUser, StaffUser.id == ChildProfileVersion.author_id)
@@ -305,7 +305,7 @@ def profile_history(deps: ServiceDeps, child_id: uuid.UUID, user: StaffView, act
 # ---- opening a record -------------------------------------------------------------------------------------
 
 
-def _open(deps: ServiceDeps, session: Session, child_id: uuid.UUID, user: StaffView, actor: Actor, *,
+def open_child(deps: ServiceDeps, session: Session, child_id: uuid.UUID, user: StaffView, actor: Actor, *,
           action: str | None = "child.viewed", details: dict[str, object] | None = None) -> tuple[Child, ChildAccess]:
     child = session.get(Child, child_id)
     if child is None:
@@ -377,7 +377,7 @@ class Profile:
         return format_nhs_number(self.nhs_number) if self.nhs_number else ""
 
 
-def _age(dob: date | None, today: date) -> int | None:
+def age_on(dob: date | None, today: date) -> int | None:
     if dob is None:
         return None
     return today.year - dob.year - ((today.month, today.day) < (dob.month, dob.day))
@@ -419,7 +419,7 @@ def _profiles(deps: ServiceDeps, session: Session, children: list[Child]) -> lis
         team = teams.get(c.team_id) if c.team_id else None
         profiles.append(Profile(
             id=c.id, legal_name=c.legal_name or "", preferred_name=c.preferred_name or "",
-            aliases=(c.aliases or "").splitlines(), date_of_birth=dob, age=_age(dob, today), sex=c.sex or "",
+            aliases=(c.aliases or "").splitlines(), date_of_birth=dob, age=age_on(dob, today), sex=c.sex or "",
             sex_label=codes["SEX"].label(c.sex or ""), nhs_number=c.nhs_number or "",
             la_child_id=c.la_child_id or "", legal_status=c.legal_status or "",
             legal_status_label=codes["LS"].label(c.legal_status or ""), placement_type=c.placement_type or "",
@@ -541,7 +541,7 @@ def child_page(deps: ServiceDeps, child_id: uuid.UUID, user: StaffView, actor: A
     record = deps.settings.record
     today = deps.clock.now().date()
     with deps.db.transaction() as session:
-        child, access = _open(deps, session, child_id, user, actor)
+        child, access = open_child(deps, session, child_id, user, actor)
         profile = _profiles(deps, session, [child])[0]
         versions = current_versions(session, child.id)
         authors = {u.id: u for u in session.scalars(
@@ -585,7 +585,7 @@ def _text(value: object) -> str:
 
 def profile_for_edit(deps: ServiceDeps, child_id: uuid.UUID, user: StaffView, actor: Actor) -> Profile:
     with deps.db.transaction() as session:
-        child, access = _open(deps, session, child_id, user, actor, action="child.viewed",
+        child, access = open_child(deps, session, child_id, user, actor, action="child.viewed",
                               details={"purpose": "profile"})
         if not access.can_edit_profile:
             raise ForbiddenActionError("You cannot change this child's details")
@@ -596,7 +596,7 @@ def child_heading(deps: ServiceDeps, child_id: uuid.UUID, user: StaffView, actor
                   action: str | None = None) -> tuple[Profile, ChildAccess]:
     """The profile and access for pages inside a record (section forms, history)."""
     with deps.db.transaction() as session:
-        child, access = _open(deps, session, child_id, user, actor, action=action)
+        child, access = open_child(deps, session, child_id, user, actor, action=action)
         return _profiles(deps, session, [child])[0], access
 
 

@@ -19,10 +19,10 @@ from transitions.models import Child, Organisation, Role, SectionVersion, StaffU
 from transitions.services import organisations
 from transitions.services.accounts import _view
 from transitions.services.audit import Actor
-from transitions.services.children import ProfileInput, _set_profile, save_profile_version
+from transitions.services.children import ProfileInput, apply_profile, save_profile_version
 from transitions.services.deps import ServiceDeps
 from transitions.services.errors import TransitionStepError
-from transitions.services.sections import _new_version, _store
+from transitions.services.sections import add_version, store_attachment
 from transitions.uploads import clean_photo
 
 DEMO_ORGANISATIONS = (
@@ -164,7 +164,7 @@ def load_demo_children(deps: ServiceDeps) -> list[str]:
                 str(spec["placement"])))
             child = Child(id=uuid.uuid4(), created_at=deps.clock.now(), updated_at=deps.clock.now())
             session.add(child)
-            _set_profile(deps, session, child, ProfileInput(
+            apply_profile(deps, session, child, ProfileInput(
                 legal_name=spec["legal_name"], preferred_name=spec["preferred_name"], aliases=spec["aliases"],
                 date_of_birth=spec["dob"], sex=spec["sex"], nhs_number=spec["nhs"],
                 nhs_number_not_known=not spec["nhs"],
@@ -237,13 +237,13 @@ def _fill_sections(deps: ServiceDeps, session: Session, child: Child, spec: dict
         content = _content(section, today, partial)
         if section.code == "PHOTO" and spec["photo_age"] is not None:
             photo = clean_photo(_photo_bytes(i))
-            content["photo"] = _store(deps, session, child.id, section, section.field("photo"), photo.data,
+            content["photo"] = store_attachment(deps, session, child.id, section, section.field("photo"), photo.data,
                                       photo.media_type, "photo.png", worker, actor)
             content["taken_on"] = (today - timedelta(days=spec["photo_age"])).isoformat()
         for f in section.fields:
             if f.type == "document" and (f.mandatory or not partial):
-                content[f.id] = _store(deps, session, child.id, section, f, _pdf_bytes(f.label), "application/pdf",
-                                       f"{f.id}.pdf", author, actor)
+                content[f.id] = store_attachment(deps, session, child.id, section, f, _pdf_bytes(f.label),
+                                                 "application/pdf", f"{f.id}.pdf", author, actor)
         if section.code == "MH":
             content["camhs_open"] = "yes" if spec["camhs"] else "no"
         if section.entry is not None:
@@ -251,7 +251,7 @@ def _fill_sections(deps: ServiceDeps, session: Session, child: Child, spec: dict
         previous = session.scalars(select(SectionVersion).where(
             SectionVersion.child_id == child.id, SectionVersion.section_code == section.code,
             SectionVersion.is_current.is_(True))).first()
-        _new_version(deps, session, child, section, json.loads(json.dumps(content)), previous, "edit", author, actor)
+        add_version(deps, session, child, section, json.loads(json.dumps(content)), previous, "edit", author, actor)
 
 
 def _contacts(spec: dict[str, Any]) -> list[dict[str, object]]:

@@ -24,7 +24,7 @@ from transitions.models import Attachment, Child, Role, SectionVersion, StaffUse
 from transitions.services import audit
 from transitions.services.accounts import StaffView
 from transitions.services.audit import Actor
-from transitions.services.children import _open, current_versions
+from transitions.services.children import current_versions, open_child
 from transitions.services.deps import ServiceDeps
 from transitions.services.errors import (
     EditConflictError,
@@ -87,7 +87,7 @@ def section_state(deps: ServiceDeps, child_id: uuid.UUID, code: str, user: Staff
                   for_edit: bool = False) -> SectionState:
     section = _section(deps, code)
     with deps.db.transaction() as session:
-        _child, access = _open(deps, session, child_id, user, actor,
+        _child, access = open_child(deps, session, child_id, user, actor,
                                action="section.edit_opened" if for_edit else "section.viewed",
                                details={"purpose": code})
         if for_edit and not access.can_edit(section):
@@ -125,7 +125,7 @@ def _check_upload(deps: ServiceDeps, f: FieldDef, upload: Upload) -> tuple[bytes
     return pdf.data, "application/pdf"
 
 
-def _store(deps: ServiceDeps, session: Session, child_id: uuid.UUID, section: SectionDef, f: FieldDef,
+def store_attachment(deps: ServiceDeps, session: Session, child_id: uuid.UUID, section: SectionDef, f: FieldDef,
            data: bytes, media_type: str, filename: str, user: StaffView, actor: Actor) -> dict[str, str]:
     now = deps.clock.now()
     blob = StoredBlob(id=uuid.uuid4(), purpose=f"attachment-{f.type}", content_type=media_type, size=len(data),
@@ -183,15 +183,15 @@ def _receive_uploads(deps: ServiceDeps, child_id: uuid.UUID, section: SectionDef
         refs = _kept(session, child_id, section, {k: v for k, v in kept.items() if k not in errors}, user,
                      deps.clock.now())
         for field_id, (data, media_type, filename) in checked.items():
-            refs[field_id] = _store(deps, session, child_id, section, section.field(field_id), data, media_type,
-                                    filename, user, actor)
+            refs[field_id] = store_attachment(deps, session, child_id, section, section.field(field_id), data,
+                                              media_type, filename, user, actor)
     return refs, errors
 
 
 # ---- saving -----------------------------------------------------------------------------------------------
 
 
-def _new_version(deps: ServiceDeps, session: Session, child: Child, section: SectionDef, content: dict[str, Any],
+def add_version(deps: ServiceDeps, session: Session, child: Child, section: SectionDef, content: dict[str, Any],
                  previous: SectionVersion | None, change: str, user: StaffView, actor: Actor) -> SectionVersion:
     now = deps.clock.now()
     today = now.date()
@@ -225,7 +225,7 @@ def _new_version(deps: ServiceDeps, session: Session, child: Child, section: Sec
 
 def _editable(deps: ServiceDeps, session: Session, child_id: uuid.UUID, section: SectionDef, user: StaffView,
               actor: Actor) -> tuple[Child, SectionVersion | None]:
-    child, access = _open(deps, session, child_id, user, actor, action=None)
+    child, access = open_child(deps, session, child_id, user, actor, action=None)
     if not access.can_edit(section):
         raise ForbiddenActionError(_not_editable(section))
     return child, current_versions(session, child_id).get(section.code)
@@ -253,7 +253,7 @@ def save_section(deps: ServiceDeps, child_id: uuid.UUID, code: str, given: Mappi
             raise SectionInvalidError(errors, refs)
         if section.entry is not None:
             content[ENTRIES] = previous.get(ENTRIES, [])
-        return _new_version(deps, session, child, section, content, current, "edit", user, actor).version
+        return add_version(deps, session, child, section, content, current, "edit", user, actor).version
 
 
 def save_entry(deps: ServiceDeps, child_id: uuid.UUID, code: str, entry_id: str | None,
@@ -279,7 +279,7 @@ def save_entry(deps: ServiceDeps, child_id: uuid.UUID, code: str, entry_id: str 
         entries = [entry if e.get("id") == new_id else e for e in entries] if existing else [*entries, entry]
         content = {k: v for k, v in previous.items() if k != ENTRIES}
         content[ENTRIES] = entries
-        _new_version(deps, session, child, section, content, current, "edit", user, actor)
+        add_version(deps, session, child, section, content, current, "edit", user, actor)
         return new_id
 
 
@@ -294,7 +294,7 @@ def remove_entry(deps: ServiceDeps, child_id: uuid.UUID, code: str, entry_id: st
         entries = [e for e in previous.get(ENTRIES, []) or [] if e.get("id") != entry_id]
         if len(entries) == len(previous.get(ENTRIES, []) or []):
             raise NotFoundError("entry")
-        _new_version(deps, session, child, section, {**previous, ENTRIES: entries}, current, "edit", user, actor)
+        add_version(deps, session, child, section, {**previous, ENTRIES: entries}, current, "edit", user, actor)
 
 
 def review_unchanged(deps: ServiceDeps, child_id: uuid.UUID, code: str, base_version: int, user: StaffView,
@@ -308,7 +308,7 @@ def review_unchanged(deps: ServiceDeps, child_id: uuid.UUID, code: str, base_ver
         if current.version != base_version:
             raise EditConflictError(current.version)
         content = json.loads(current.content or "{}")
-        return _new_version(deps, session, child, section, content, current, "review", user, actor).version
+        return add_version(deps, session, child, section, content, current, "review", user, actor).version
 
 
 # ---- history ----------------------------------------------------------------------------------------------
@@ -340,7 +340,7 @@ def history(deps: ServiceDeps, child_id: uuid.UUID, code: str, compare: tuple[in
     labels = {f.id: f.label for f in section.fields} | {ENTRIES: section.entry.plural.capitalize()
                                                         if section.entry else ENTRIES}
     with deps.db.transaction() as session:
-        _open(deps, session, child_id, user, actor, action="section.history_viewed", details={"purpose": code})
+        open_child(deps, session, child_id, user, actor, action="section.history_viewed", details={"purpose": code})
         rows = session.execute(
             select(SectionVersion, StaffUser).join(StaffUser, StaffUser.id == SectionVersion.author_id)
             .where(SectionVersion.child_id == child_id, SectionVersion.section_code == code)
@@ -381,7 +381,7 @@ def read_attachment(deps: ServiceDeps, child_id: uuid.UUID, attachment_id: uuid.
         if attachment is None or attachment.child_id != child_id or (
                 not attachment.in_use and attachment.uploaded_by != user.id):
             raise NotFoundError("attachment")
-        _open(deps, session, child_id, user, actor, action="attachment.viewed",
+        open_child(deps, session, child_id, user, actor, action="attachment.viewed",
               details={"purpose": f"{attachment.section_code}.{attachment.field_id}"})
         blob = session.get(StoredBlob, attachment.blob_id)
         if blob is None:

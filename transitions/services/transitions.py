@@ -37,9 +37,9 @@ from transitions.services import audit
 from transitions.services.accounts import StaffView
 from transitions.services.audit import Actor
 from transitions.services.children import (
-    _age,
-    _open,
+    age_on,
     current_versions,
+    open_child,
     photo_status,
     section_status,
 )
@@ -138,7 +138,7 @@ def derive_facts(session: Session, child: Child, kind: TransitionKind, destinati
 def is_school_age(dob: date, on: date) -> bool:
     """Compulsory school age in England: from 5 until the last Friday of June of the school year (September to
     August) in which the child turns 16 — a Year 11 pupil who is already 16 is still at school."""
-    age = _age(dob, on)
+    age = age_on(dob, on)
     if age is None or age < 5:
         return False
     sixteenth = date(dob.year + 16, dob.month, 28 if (dob.month, dob.day) == (2, 29) else dob.day)
@@ -198,7 +198,7 @@ def _check(deps: ServiceDeps, session: Session, child: Child, data: TransitionIn
             if not 0 <= miles < 10000:
                 errors["distance_miles"] = "Distance must be between 0 and 10,000 miles"
     if kind.min_age and child.date_of_birth and data.starts_at is not None:
-        age = _age(date.fromisoformat(child.date_of_birth), data.starts_at.date())
+        age = age_on(date.fromisoformat(child.date_of_birth), data.starts_at.date())
         if age is not None and age < kind.min_age:
             errors["kind"] = f"{kind.title} is only for young people aged {kind.min_age} or over"
     return errors, kind, destination, origin
@@ -208,7 +208,7 @@ def create_transition(deps: ServiceDeps, child_id: uuid.UUID, data: TransitionIn
                       actor: Actor) -> uuid.UUID:
     now = deps.clock.now()
     with deps.db.transaction() as session:
-        child, access = _open(deps, session, child_id, user, actor, action=None)
+        child, access = open_child(deps, session, child_id, user, actor, action=None)
         if not access.can_edit_profile:
             raise ForbiddenActionError("Only the child's social worker, their team and managers start a transition")
         errors, kind, destination, origin = _check(deps, session, child, data)
@@ -470,7 +470,7 @@ def _load(deps: ServiceDeps, session: Session, transition_id: uuid.UUID, user: S
     transition = session.get(Transition, transition_id)
     if transition is None:
         raise NotFoundError("transition")
-    child, access = _open(deps, session, transition.child_id, user, actor, action=action,
+    child, access = open_child(deps, session, transition.child_id, user, actor, action=action,
                           details={"purpose": "transition"})
     kind = deps.definitions.kinds.get(transition.kind)
     if kind is None:
@@ -806,7 +806,7 @@ class ChildTransitions:
 
 def for_child(deps: ServiceDeps, child_id: uuid.UUID, user: StaffView, actor: Actor) -> ChildTransitions:
     with deps.db.transaction() as session:
-        _open(deps, session, child_id, user, actor, action=None)
+        open_child(deps, session, child_id, user, actor, action=None)
         rows = list(session.scalars(select(Transition).where(Transition.child_id == child_id)
                                     .order_by(Transition.starts_at.desc()).limit(50)))
         names = _names(session, {r.destination_id for r in rows})

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
+from zoneinfo import ZoneInfo
+
+#: Everything is stored and computed in UTC; UK time (GMT or BST) is for working days and for what people read.
+UK = ZoneInfo("Europe/London")
 
 
 class Clock(Protocol):

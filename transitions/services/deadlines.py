@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
-from zoneinfo import ZoneInfo
 
 import holidays
 
-UK = ZoneInfo("Europe/London")
+from transitions.clock import UK
+
 END_OF_WORKING_DAY = time(17, 0)
 
 

@@ -7,11 +7,10 @@ October should not have to work out whether "01:30 UTC" is before or after the c
 from __future__ import annotations
 
 from datetime import date, datetime
-from zoneinfo import ZoneInfo
 
 from flask import Flask
 
-UK = ZoneInfo("Europe/London")
+from transitions.clock import UK
 
 
 def clock_time(value: datetime) -> str:

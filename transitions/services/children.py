@@ -46,6 +46,7 @@ from transitions.services.values import (
     format_date,
     format_nhs_number,
     gaps,
+    typed_reason,
     valid_nhs_number,
 )
 
@@ -669,11 +670,7 @@ This email does not name the child or the member of staff.
 
 def break_glass(deps: ServiceDeps, child_id: uuid.UUID, reason: str, user: StaffView, actor: Actor) -> datetime:
     """Grant read-only access for a limited time, tell the child's team managers, flag it in the audit."""
-    reason = " ".join(reason.split())
-    if len(reason) < 10:
-        raise ChildInvalidError({"reason": "Enter the reason you need to see this record (at least 10 characters)"})
-    if len(reason) > 500:
-        raise ChildInvalidError({"reason": "Reason must be 500 characters or fewer"})
+    reason = typed_reason(reason, asking="the reason you need to see this record", max_length=500)
     now = deps.clock.now()
     with deps.db.transaction() as session:
         child = session.get(Child, child_id)

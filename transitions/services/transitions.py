@@ -51,7 +51,7 @@ from transitions.services.errors import (
     NotFoundError,
     TransitionStepError,
 )
-from transitions.services.values import gaps
+from transitions.services.values import gaps, typed_reason
 
 #: RISK headline risks (forms/codes RISK_CATEGORY) that mean a risk of exploitation (Lesson CH4.1).
 EXPLOITATION_RISKS = frozenset({"cse", "cce_county_lines", "trafficking"})
@@ -594,21 +594,12 @@ def _editable(deps: ServiceDeps, session: Session, transition_id: uuid.UUID, use
     return transition, kind, child
 
 
-def _reason(text: str, what: str) -> str:
-    reason = " ".join(text.split())
-    if len(reason) < 10:
-        raise ChildInvalidError({"reason": f"Enter the reason for {what} (at least 10 characters)"})
-    if len(reason) > 1000:
-        raise ChildInvalidError({"reason": "Reason must be 1000 characters or fewer"})
-    return reason
-
-
 def override_section(deps: ServiceDeps, transition_id: uuid.UUID, section_code: str, reason: str, user: StaffView,
                      actor: Actor) -> None:
     """A team manager or above lets a blocking gap through, with the reason recorded (Lesson CH6.2)."""
     if user.role not in MANAGERS:
         raise ForbiddenActionError("Only a team manager or senior manager can override a blocking gap")
-    text = _reason(reason, "the override")
+    text = typed_reason(reason, asking="the reason for the override")
     with deps.db.transaction() as session:
         transition, kind, _child = _editable(deps, session, transition_id, user, actor)
         if section_code not in {s.code for s in kind.sections if s.blocking}:
@@ -631,7 +622,7 @@ def add_recipient(deps: ServiceDeps, transition_id: uuid.UUID, recipient_type: s
     if definition is None:
         errors["recipient_type"] = "Select the type of recipient"
     try:
-        text = _reason(reason, "adding this recipient")
+        text = typed_reason(reason, asking="the reason for adding this recipient")
     except ChildInvalidError as exc:
         errors |= exc.errors
     with deps.db.transaction() as session:
@@ -654,7 +645,7 @@ def add_recipient(deps: ServiceDeps, transition_id: uuid.UUID, recipient_type: s
 
 def remove_recipient(deps: ServiceDeps, transition_id: uuid.UUID, recipient_id: uuid.UUID, reason: str,
                      user: StaffView, actor: Actor) -> None:
-    text = _reason(reason, "removing this recipient")
+    text = typed_reason(reason, asking="the reason for removing this recipient")
     with deps.db.transaction() as session:
         transition, _kind, _child = _editable(deps, session, transition_id, user, actor)
         recipient = session.get(TransitionRecipient, recipient_id)
@@ -767,7 +758,7 @@ def change_status(deps: ServiceDeps, transition_id: uuid.UUID, action: str, reas
             _supersede(deps, session, transition, actor)
             _crisis_check(deps, session, child, transition, kind, actor)
         elif action == "cancel":
-            transition.cancelled_reason = _reason(reason, "cancelling")
+            transition.cancelled_reason = typed_reason(reason, asking="the reason for cancelling")
             if status == TransitionStatus.SENT.value:
                 _mark_for_revocation(session, transition.id)  # packs already out must be withdrawn
             transition.status = TransitionStatus.CANCELLED.value
@@ -854,7 +845,7 @@ def open_crisis_flags(deps: ServiceDeps, user: StaffView, actor: Actor) -> list[
 def acknowledge_flag(deps: ServiceDeps, flag_id: uuid.UUID, note: str, user: StaffView, actor: Actor) -> None:
     if user.role is not Role.SENIOR_MANAGER:
         raise ForbiddenActionError("Only a senior manager can acknowledge a crisis flag")
-    text = _reason(note, "acknowledging (what was agreed)")
+    text = typed_reason(note, asking="what was agreed")
     with deps.db.transaction() as session:
         flag = session.get(CrisisFlag, flag_id)
         if flag is None or flag.acknowledged_at is not None:

@@ -17,6 +17,7 @@ from datetime import date
 from typing import Any
 
 from transitions.formdefs import FieldDef, SectionDef
+from transitions.services.errors import ChildInvalidError
 
 NOT_KNOWN = {"not_known": True}
 NOT_KNOWN_TEXT = "Not known – to be obtained"
@@ -256,3 +257,14 @@ def valid_phone_or_empty(value: str) -> bool:
         return True
     digits = sum(ch.isdigit() for ch in raw)
     return bool(_PHONE.match(raw)) and 6 <= digits <= 15
+
+
+def typed_reason(text: str, *, asking: str, max_length: int = 1000) -> str:
+    """A reason a person must type (break-glass, an override, a removal): whitespace collapsed, at least 10
+    characters so "ok" or "x" cannot pass as a recorded decision. `asking` completes "Enter …"."""
+    reason = " ".join(text.split())
+    if len(reason) < 10:
+        raise ChildInvalidError({"reason": f"Enter {asking} (at least 10 characters)"})
+    if len(reason) > max_length:
+        raise ChildInvalidError({"reason": f"Reason must be {max_length} characters or fewer"})
+    return reason

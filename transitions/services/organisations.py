@@ -22,7 +22,7 @@ from transitions.services import audit
 from transitions.services.audit import Actor
 from transitions.services.deps import ServiceDeps
 from transitions.services.errors import ChildInvalidError, NotFoundError
-from transitions.services.values import valid_phone_or_empty
+from transitions.services.values import valid_email, valid_phone_or_empty
 
 KIND_CHOICES = [(kind.value, ORGANISATION_KIND_LABELS[kind]) for kind in OrganisationKind]
 #: Kinds a child's current placement can be (a hospital ward for a T1 stay, a Tier 4 unit is a ward).
@@ -30,7 +30,6 @@ PLACEMENT_KINDS = frozenset({OrganisationKind.PLACEMENT, OrganisationKind.CHILDR
                              OrganisationKind.HOSPITAL, OrganisationKind.WARD})
 _URN = re.compile(r"^(SC[0-9]{6}|[0-9]{7})$")
 _ODS = re.compile(r"^[A-Z0-9]{3,6}$")
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 
 
 @dataclass(frozen=True)
@@ -50,6 +49,12 @@ class OrganisationView:
     police_force: str | None
     parent_id: uuid.UUID | None
     active: bool
+
+    @property
+    def choice_label(self) -> str:
+        """How it reads in a select: name, type and area, so two "Riverside" homes can be told apart."""
+        area = f", {self.local_authority}" if self.local_authority else ""
+        return f"{self.name} ({self.kind_label.lower()}{area})"
 
 
 @dataclass(frozen=True)
@@ -133,7 +138,7 @@ def _check(session: Session, data: OrganisationInput, org_id: uuid.UUID | None) 
             errors["code"] = "Another organisation of this type already has this code"
     if not valid_phone_or_empty(data.phone):
         errors["phone"] = "Enter a phone number, like 01632 960 001 or 07700 900 982"
-    if data.mailbox.strip() and not _EMAIL.match(data.mailbox.strip()):
+    if data.mailbox.strip() and not valid_email(data.mailbox.strip()):
         errors["mailbox"] = "Enter the role mailbox in the correct format, like ward7@nhs.net"
     if len(data.area) > 120:
         errors["area"] = "Area must be 120 characters or fewer"

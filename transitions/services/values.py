@@ -124,7 +124,7 @@ def check_field(f: FieldDef, given: FieldInput, previous: object = None, today: 
             return None, f.error("invalid")
         return normalise_phone(raw), None
     if f.type == "email":
-        if not _EMAIL.match(raw):
+        if not valid_email(raw):
             return None, f.error("invalid")
         return raw, None
     if f.type == "postcode":
@@ -268,3 +268,7 @@ def typed_reason(text: str, *, asking: str, max_length: int = 1000) -> str:
     if len(reason) > max_length:
         raise ChildInvalidError({"reason": f"Reason must be {max_length} characters or fewer"})
     return reason
+
+
+def valid_email(value: str) -> bool:
+    return bool(_EMAIL.match(value))

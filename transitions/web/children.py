@@ -114,9 +114,8 @@ def _profile_choices(form: ProfileForm) -> None:
     las = organisations.list_organisations(deps(), frozenset({"local_authority"}))
     form.responsible_la_id.choices = choices([("", "Select local authority")] + [(str(o.id), o.name) for o in las])
     places = organisations.list_organisations(deps(), frozenset(k.value for k in organisations.PLACEMENT_KINDS))
-    form.current_placement_id.choices = choices([("", "Not recorded")] + [
-        (str(o.id), f"{o.name} ({o.kind_label.lower()}{', ' + o.local_authority if o.local_authority else ''})")
-        for o in places])
+    form.current_placement_id.choices = choices([("", "Not recorded")] + [(str(o.id), o.choice_label)
+                                                                          for o in places])
     teams, workers = children.allocation_choices(deps())
     form.team_id.choices = choices([("", "Select team")] + [(c.value, c.label) for c in teams])
     form.allocated_worker_id.choices = choices([("", "Not allocated")] + [(c.value, c.label) for c in workers])

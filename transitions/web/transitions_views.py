@@ -51,8 +51,7 @@ def _transition_choices(form: TransitionForm) -> None:
     definitions = deps().definitions
     form.kind.choices = choices((k.code, k.title) for k in definitions.ordered_kinds())
     places = organisations.list_organisations(deps(), DESTINATION_KINDS)
-    options = [(str(o.id), f"{o.name} ({o.kind_label.lower()}{', ' + o.local_authority if o.local_authority else ''})")
-               for o in places]
+    options = [(str(o.id), o.choice_label) for o in places]
     form.destination_id.choices = choices([("", "Select where the child is going"), *options])
     form.origin_id.choices = choices([("", "Not recorded"), *options])
     form.reason_code.choices = choices([("", "Not a placement change, or not known yet")] + [

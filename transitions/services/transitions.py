@@ -92,6 +92,15 @@ class Facts:
     emergency: bool
     changes_placement: bool
 
+    @classmethod
+    def stored(cls, transition: Transition, kind: TransitionKind) -> Facts:
+        """The facts as derived when the transition was created (kept on its row)."""
+        return cls(out_of_area=transition.out_of_area, at_a_distance=transition.at_a_distance, host_la=None,
+                   host_police=None, childrens_home=transition.childrens_home,
+                   exploitation_risk=transition.exploitation_risk, open_to_camhs=transition.open_to_camhs,
+                   school_age=transition.school_age, emergency=transition.urgency == "emergency",
+                   changes_placement=not kind.admission)
+
     def holds(self, condition: str) -> bool:
         return {
             "always": True, "out_of_area": bool(self.out_of_area), "at_a_distance": bool(self.at_a_distance),
@@ -450,16 +459,13 @@ class Checklist:
 
 
 def _active_approvals(kind: TransitionKind, transition: Transition) -> list[KindApproval]:
-    facts = {"always": True, "out_of_area": bool(transition.out_of_area),
-             "at_a_distance": bool(transition.at_a_distance),
-             "exploitation_risk": transition.exploitation_risk and bool(transition.out_of_area),
-             "open_to_camhs": transition.open_to_camhs, "childrens_home": transition.childrens_home,
-             "school_age": transition.school_age, "emergency": transition.urgency == "emergency",
-             "changes_placement": not kind.admission}
+    facts = Facts.stored(transition, kind)
     seen: set[str] = set()
     active = []
     for approval in kind.approvals:
-        if facts[approval.when] and approval.kind not in seen:
+        # Consulting the host area on a placement's appropriateness (CH4.1) is about changing area.
+        applies = facts.holds(approval.when) and (approval.when != "exploitation_risk" or bool(facts.out_of_area))
+        if applies and approval.kind not in seen:
             seen.add(approval.kind)
             active.append(approval)
     return active

@@ -340,3 +340,19 @@ def test_no_onward_placement_flags_once_and_not_again_after_acknowledgement(deps
     service.acknowledge_flag(deps, flag.id, "Discharge planned home with the same carers",
                              world.view(deps, "senior_manager"), world.actor("senior_manager"))
     assert service.check_onward_placements(deps) == 0
+
+
+def test_a_senior_manager_acknowledges_a_crisis_flag_on_its_page(client, deps, clock, world):
+    first = datetime(2026, 3, 1, 2, 0, tzinfo=UTC)
+    for days in (0, 5, 10, 15):
+        send(deps, world, "social_worker", start(deps, world, "social_worker", "Jade", "hospital_admission",
+                                                 "RZZ01", when=first + timedelta(days=days), urgency="emergency",
+                                                 emergency_reason="Overdose, taken to A&E by ambulance"))
+    sign_in(client, world.accounts["senior_manager"], clock)
+    page = client.get("/crisis").get_data(as_text=True)
+    assert "4 moves or admissions in a short period" in page
+    flag_id = service.open_crisis_flags(deps, world.view(deps, "senior_manager"), world.actor("senior_manager"))[0].id
+    response = client.post(f"/crisis/{flag_id}/acknowledge",
+                           data={"reason": "Strategy meeting held today", "csrf_token": csrf_from(page)})
+    assert response.status_code == 302
+    assert "No open crisis flags" in client.get("/crisis").get_data(as_text=True)

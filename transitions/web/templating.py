@@ -13,9 +13,8 @@ from jinja2 import ChainableUndefined, StrictUndefined
 from jinja2.utils import missing
 
 #: Names the ported macros read without defining them: Nunjucks idioms (`value not in [undefined, null]`)
-#: and `caller`, which a macro tests to see whether it was called with a body; `successBanner`, which the
-#: notification banner sets only for the success type and then tests (base.html writes the other banner itself).
-NUNJUCKS_NAMES = frozenset({"undefined", "null", "caller", "successBanner"})
+#: and `caller`, which a macro tests to see whether it was called with a body.
+NUNJUCKS_NAMES = frozenset({"undefined", "null", "caller"})
 
 
 class GovukUndefined(StrictUndefined):

@@ -30,6 +30,7 @@ whatever it wrote is an incomplete prefix and the caller must discard it.
 
 from __future__ import annotations
 
+import io
 import os
 import struct
 from collections.abc import Iterator
@@ -127,6 +128,22 @@ def _chunk_aad(context: str, index: int, is_last: bool) -> bytes:
     return f"{context}|{index}|{int(is_last)}".encode()
 
 
+def _chunk_nonce(header: _Header, index: int) -> bytes:
+    return header.prefix + index.to_bytes(8, "big")
+
+
+def _output(size: int) -> io.BytesIO:
+    """A BytesIO over ``size`` zero bytes, to be filled in place through ``getbuffer()``.
+
+    ``bytes(size)`` is one zeroed allocation (calloc; a large one gets fresh zero pages), BytesIO adopts
+    that bytes object without copying it, and once every view from ``getbuffer()`` is released ``getvalue()``
+    hands the same object back. So the result is allocated once and never copied, where ``b"".join`` of
+    per-chunk results held the chunks and the joined copy at the same time (2x the blob) and copied it all.
+    On an interpreter without these shortcuts ``getvalue()`` copies, which is slower but still correct.
+    """
+    return io.BytesIO(bytes(size))
+
+
 def _check_context(context: str) -> None:
     if not context:
         raise ValueError("context must not be empty (e.g. 'pack|<pack id>|<version>')")
@@ -179,26 +196,34 @@ class BlobCipher:
     def _seal_chunks(
         dek: bytes, header: _Header, context: str, chunks: Iterator[tuple[bytes | memoryview, bool]]
     ) -> Iterator[bytes]:
+        # No enumerate() and no local bound across the yield: enumerate's reused result tuple and a stale
+        # local would each keep one more chunk alive while the next one is read.
         aead = AESGCM(dek)
-        for index, (chunk, is_last) in enumerate(chunks):
-            nonce = header.prefix + index.to_bytes(8, "big")
-            yield aead.encrypt(nonce, chunk, _chunk_aad(context, index, is_last))
+        index = 0
+        for chunk, is_last in chunks:
+            yield aead.encrypt(_chunk_nonce(header, index), chunk, _chunk_aad(context, index, is_last))
+            del chunk
+            index += 1  # noqa: SIM113 - see above: enumerate() would keep the previous chunk alive
 
     @staticmethod
     def _open_chunks(
         dek: bytes, header: _Header, context: str, chunks: Iterator[tuple[bytes | memoryview, bool]]
     ) -> Iterator[bytes]:
-        aead = AESGCM(dek)
+        aead = AESGCM(dek)  # the loop is written as in _seal_chunks, for the same reason
         seen_last = False
-        for index, (chunk, is_last) in enumerate(chunks):
+        index = 0
+        for chunk, is_last in chunks:
             if len(chunk) < _TAG_LEN:
                 raise DecryptionError(_FAILED)
-            nonce = header.prefix + index.to_bytes(8, "big")
             try:
-                yield aead.decrypt(nonce, chunk, _chunk_aad(context, index, is_last))
+                opened = aead.decrypt(_chunk_nonce(header, index), chunk, _chunk_aad(context, index, is_last))
             except InvalidTag:
                 raise DecryptionError(_FAILED) from None
+            del chunk
+            yield opened
+            del opened
             seen_last = is_last
+            index += 1  # noqa: SIM113 - as in _seal_chunks
         if not seen_last:  # no chunk at all: the body was cut off entirely
             raise DecryptionError(_FAILED)
 
@@ -213,14 +238,16 @@ class BlobCipher:
 
     @staticmethod
     def _split_stream(src: BinaryIO, size: int) -> Iterator[tuple[bytes, bool]]:
-        # A one-byte look-ahead tells whether the current chunk is the last one.
-        pending = b""
+        # Reading the next whole chunk ahead tells whether the current one is the last. (A one-byte look-ahead
+        # had to be glued onto the next chunk, which copied every chunk once more.) A short chunk means EOF.
+        chunk = _read_exact(src, size)
         while True:
-            chunk = pending + _read_exact(src, size - len(pending))
-            pending = _read_exact(src, 1)
-            yield chunk, not pending
-            if not pending:
+            ahead = _read_exact(src, size) if len(chunk) == size else b""
+            yield chunk, not ahead
+            if not ahead:
                 return
+            chunk = ahead
+            del ahead  # hold only the current chunk while reading the one after it
 
     # -- public API ---------------------------------------------------------------------------------
 
@@ -228,8 +255,20 @@ class BlobCipher:
         _check_context(context)
         dek = os.urandom(_DEK_LEN)
         header = self._new_header(dek, context)
-        chunks = self._split_memory(memoryview(data), self._chunk_size)
-        return b"".join((header.pack(), *self._seal_chunks(dek, header, context, chunks)))
+        packed = header.pack()
+        view = memoryview(data)
+        count = max(1, -(-len(view) // self._chunk_size))
+        out = _output(len(packed) + len(view) + count * _TAG_LEN)
+        aead = AESGCM(dek)
+        with out.getbuffer() as buf:  # every chunk is sealed straight into its place in the result
+            buf[: len(packed)] = packed
+            pos = len(packed)
+            for index, (chunk, is_last) in enumerate(self._split_memory(view, self._chunk_size)):
+                end = pos + len(chunk) + _TAG_LEN
+                aead.encrypt_into(_chunk_nonce(header, index), chunk, _chunk_aad(context, index, is_last),
+                                  buf[pos:end])
+                pos = end
+        return out.getvalue()
 
     def decrypt(self, blob: bytes, *, context: str) -> bytes:
         """Return the plaintext only after every chunk, including the final one, has authenticated."""
@@ -237,8 +276,24 @@ class BlobCipher:
         view = memoryview(blob)
         header, offset = _parse_header(view)
         dek = self._unwrap(header, context)
-        chunks = self._split_memory(view[offset:], header.chunk_size + _TAG_LEN)
-        return b"".join(self._open_chunks(dek, header, context, chunks))
+        body = view[offset:]
+        step = header.chunk_size + _TAG_LEN
+        count = max(1, -(-len(body) // step))
+        if len(body) - (count - 1) * step < _TAG_LEN:  # no body, or a final chunk too short for its tag
+            raise DecryptionError(_FAILED)
+        out = _output(len(body) - count * _TAG_LEN)
+        aead = AESGCM(dek)
+        with out.getbuffer() as buf:  # every chunk is opened straight into its place in the result
+            pos = 0
+            for index, (chunk, is_last) in enumerate(self._split_memory(body, step)):
+                end = pos + len(chunk) - _TAG_LEN
+                try:
+                    aead.decrypt_into(_chunk_nonce(header, index), chunk, _chunk_aad(context, index, is_last),
+                                      buf[pos:end])
+                except InvalidTag:
+                    raise DecryptionError(_FAILED) from None
+                pos = end
+        return out.getvalue()  # not reached unless every chunk authenticated; on failure `out` is dropped
 
     def encrypt_stream(self, src: BinaryIO, dst: BinaryIO, *, context: str) -> None:
         _check_context(context)
@@ -247,6 +302,7 @@ class BlobCipher:
         dst.write(header.pack())
         for sealed in self._seal_chunks(dek, header, context, self._split_stream(src, self._chunk_size)):
             dst.write(sealed)
+            del sealed  # not held while the next chunk is read and sealed
 
     def decrypt_stream(self, src: BinaryIO, dst: BinaryIO, *, context: str) -> None:
         """Decrypt chunk by chunk. On DecryptionError, discard whatever was written to ``dst``."""
@@ -257,6 +313,7 @@ class BlobCipher:
         chunks = self._split_stream(src, header.chunk_size + _TAG_LEN)
         for plaintext in self._open_chunks(dek, header, context, chunks):
             dst.write(plaintext)
+            del plaintext  # as in encrypt_stream
 
     def key_id_of(self, blob: bytes) -> str:
         return _parse_header(memoryview(blob))[0].key_id

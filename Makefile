@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEV_ENV := TRANSITIONS_ENV=development
 
-.PHONY: run test assets lint typecheck importlint clean
+.PHONY: run test assets pdf-fonts lint typecheck importlint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,15 @@ node_modules/.installed: package.json package-lock.json
 static/govuk/la.css: node_modules/.installed static/scss/la.scss scripts/build_assets.sh
 	npm run --silent build:assets
 
-assets: static/govuk/la.css
+# The PDF fonts (DejaVu Sans, for the handover packs) come from the same build. This target rebuilds them on a
+# checkout whose static/govuk/ predates them or lost them; after la.css has just been built it finds them and
+# does nothing, so one `make` never builds twice (file targets for them would, as make counts a remade
+# prerequisite as newer).
+PDF_FONTS := static/govuk/pdf-fonts/DejaVuSans.ttf static/govuk/pdf-fonts/DejaVuSans-Bold.ttf
+pdf-fonts: static/govuk/la.css
+	@for font in $(PDF_FONTS); do [ -f "$$font" ] || { npm run --silent build:assets; break; }; done
+
+assets: static/govuk/la.css pdf-fonts
 
 run: $(VENV)/.installed assets
 	$(DEV_ENV) $(BIN)/cla-transitions db upgrade

@@ -5,6 +5,9 @@
 #     from node_modules/govuk-frontend (installed by `npm ci`, pinned to 6.3.0);
 #   - compiles static/scss/la.scss (the Arial local-authority build, no
 #     GDS Transport) into static/govuk/la.css;
+#   - copies DejaVu Sans (regular and bold) and its licence from
+#     node_modules/dejavu-fonts-ttf (pinned to 2.37.3) into
+#     static/govuk/pdf-fonts/, for the handover-pack PDFs (transitions/pdf/fonts.py);
 #   - writes static/govuk/VERSION.
 #
 # Run from anywhere: `npm run build:assets` (or `sh scripts/build_assets.sh`).
@@ -18,6 +21,8 @@ SRC=node_modules/govuk-frontend/dist/govuk
 SASS=node_modules/.bin/sass
 OUT=static/govuk
 SCSS=static/scss/la.scss
+FONTS=node_modules/dejavu-fonts-ttf
+PDF_FONTS="DejaVuSans.ttf DejaVuSans-Bold.ttf"
 
 fail() {
     echo "build_assets: $*" >&2
@@ -29,10 +34,16 @@ fail() {
 [ -d "$SRC/assets" ] || fail "$SRC/assets not found; run 'npm ci --no-audit --no-fund'"
 [ -x "$SASS" ] || fail "$SASS not found; run 'npm ci --no-audit --no-fund' (sass is a devDependency)"
 [ -f "$SCSS" ] || fail "$SCSS not found"
+for font in $PDF_FONTS; do
+    [ -f "$FONTS/ttf/$font" ] || fail "$FONTS/ttf/$font not found; run 'npm ci --no-audit --no-fund'"
+done
 
 VERSION=$(node -p 'require("./node_modules/govuk-frontend/package.json").version') \
     || fail "could not read the govuk-frontend version"
 [ "$VERSION" = "6.3.0" ] || fail "govuk-frontend is $VERSION, expected exactly 6.3.0 (govuk-frontend-jinja 4.1.0 matches 6.3.0 only)"
+FONT_VERSION=$(node -p 'require("./node_modules/dejavu-fonts-ttf/package.json").version') \
+    || fail "could not read the dejavu-fonts-ttf version"
+[ "$FONT_VERSION" = "2.37.3" ] || fail "dejavu-fonts-ttf is $FONT_VERSION, expected exactly 2.37.3"
 
 # Build into a temporary folder next to the output, then swap it in, so a
 # failed build never leaves a half-written static/govuk/.
@@ -64,10 +75,18 @@ if grep -q 'GDS Transport' "$TMP/la.css"; then
     fail "la.css mentions GDS Transport; check \$govuk-font-family in $SCSS"
 fi
 
-printf 'govuk-frontend %s\nsass %s\n' "$VERSION" "$("$SASS" --version)" > "$TMP/VERSION"
+# The PDF fonts (transitions/pdf/fonts.py), with the licence that must travel with them.
+mkdir "$TMP/pdf-fonts"
+for font in $PDF_FONTS; do
+    cp "$FONTS/ttf/$font" "$TMP/pdf-fonts/"
+done
+cp "$FONTS/LICENSE" "$TMP/pdf-fonts/LICENSE"
+
+printf 'govuk-frontend %s\nsass %s\ndejavu-fonts-ttf %s\n' "$VERSION" "$("$SASS" --version)" "$FONT_VERSION" \
+    > "$TMP/VERSION"
 
 rm -rf "$OUT"
 mv "$TMP" "$OUT"
 trap - EXIT INT TERM
 
-echo "build_assets: built $OUT/ (govuk-frontend $VERSION)"
+echo "build_assets: built $OUT/ (govuk-frontend $VERSION, dejavu-fonts-ttf $FONT_VERSION)"

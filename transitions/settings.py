@@ -108,6 +108,26 @@ class TransitionSettings:
 
 
 @dataclass(frozen=True)
+class PackSettings:
+    """Secure links and one-time codes for recipients (security.md C3)."""
+
+    link_expiry_days: int
+    code_minutes: int
+    code_max_wrong: int
+    code_sends_per_hour: int
+    code_sends_per_day: int
+    code_resend_seconds: int
+    verify_attempts_per_5_minutes: int
+    session_cookie_name: str
+    session_idle_minutes: int
+    session_absolute_minutes: int
+    max_pages: int
+    fetch_log_per_hour: int
+    #: How recipients reach the sender (shown on the link page, the 410 page and in every pack).
+    sender_contact: str
+
+
+@dataclass(frozen=True)
 class Secrets:
     """Secret material. repr() hides it so a settings dump in a log leaks nothing."""
 
@@ -131,6 +151,7 @@ class Settings:
     mail: MailSettings
     record: RecordSettings
     transitions: TransitionSettings
+    packs: PackSettings
     secrets: Secrets = field(repr=False)
     generated_dev_secrets: bool = False
     #: The checklist definitions (sections, code lists). A partnership may point this at its own reviewed copy.
@@ -256,6 +277,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         mail=MailSettings(**mail),
         record=RecordSettings(**data["record"]),
         transitions=TransitionSettings(**data["transitions"]),
+        packs=PackSettings(**data["packs"]),
         secrets=Secrets(secret_key=secret_key, keyring=env_vars["TRANSITIONS_KEYRING"],
                         blind_index_key=blind_key, audit_key=audit_key),
         generated_dev_secrets=generated,
@@ -291,6 +313,13 @@ def check_safe(settings: Settings) -> None:
         problems.append("max_content_length must be set")
     if settings.session.idle_minutes > 30 or settings.session.absolute_hours > 10:
         problems.append("staff sessions may last at most 30 minutes idle and 10 hours in all")
+    packs = settings.packs
+    if not packs.session_cookie_name.startswith("__Host-"):
+        problems.append("the recipient session cookie name must start with __Host-")
+    if not 1 <= packs.link_expiry_days <= 14:
+        problems.append("recipient links may last 1 to 14 days")
+    if packs.session_idle_minutes > 15 or packs.session_absolute_minutes > 60 or packs.code_minutes > 10:
+        problems.append("recipient sessions may last at most 15 minutes idle and 60 in all; codes 10 minutes")
     if settings.mail.transport != "smtp" and settings.env == "production":
         problems.append("production mail must go through SMTP")
     if problems:

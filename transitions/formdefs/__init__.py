@@ -19,6 +19,7 @@ from transitions.formdefs.kinds import (
     APPROVAL_KINDS,
     CONDITIONS,
     DECISIONS,
+    PROFILE_FIELDS,
     KindApproval,
     KindRecipient,
     KindSection,
@@ -39,7 +40,8 @@ from transitions.formdefs.sections import (
 )
 
 __all__ = [
-    "APPROVAL_KINDS", "CONDITIONS", "DECISIONS", "FIELD_TYPES", "ORGANISATION_KINDS", "REQUIRED_SECTIONS",
+    "APPROVAL_KINDS", "CONDITIONS", "DECISIONS", "FIELD_TYPES", "ORGANISATION_KINDS", "PROFILE_FIELDS",
+    "REQUIRED_SECTIONS",
     "ROLES_THAT_EDIT", "CodeList", "Definitions", "EntryDef", "FieldDef", "FormDefinitionError", "KindApproval",
     "KindRecipient", "KindSection", "RecipientType", "SectionDef", "TransitionKind", "load_definitions",
 ]

@@ -39,6 +39,22 @@ APPROVAL_KINDS = {
 }
 #: Approvals that are decisions (made by a senior manager) rather than records of a consultation or notice.
 DECISIONS = frozenset({"nominated_officer", "dcs"})
+#: The child's details (kept on the profile, not in a section) as a pack's ID section shows them:
+#: id -> (label, sensitivity). exclude_fields may name them as "ID.<id>" (schools get no NHS number).
+PROFILE_FIELDS: dict[str, tuple[str, str]] = {
+    "legal_name": ("Legal name", "standard"),
+    "preferred_name": ("Preferred name", "standard"),
+    "aliases": ("Other names used", "standard"),
+    "date_of_birth": ("Date of birth", "standard"),
+    "sex": ("Sex", "standard"),
+    "nhs_number": ("NHS number", "high"),
+    "la_child_id": ("Local child ID", "standard"),
+    "legal_status": ("Legal status", "standard"),
+    "placement_type": ("Placement type", "standard"),
+    "responsible_la": ("Responsible local authority", "standard"),
+    "placement": ("Where the child lives now", "identity_protected"),
+    "destination": ("Moving to or admitted to", "identity_protected"),
+}
 _DUE = re.compile(r"^(before_move|on_arrival|hours:(\d{1,3})|working_days:(\d{1,2}))$")
 _CODE = re.compile(r"^[a-z][a-z0-9_]{1,40}$")
 
@@ -158,7 +174,9 @@ def _recipient_type(raw: Any, path: Path, sections: dict[str, SectionDef],
         raise _fail(where, "exclude_fields is a list of \"SECTION.field\"")
     for item in excluded:
         section_code, _, field_id = str(item).partition(".")
-        if section_code not in sections or field_id not in {f.id for f in sections[section_code].all_fields}:
+        profile = section_code == "ID" and field_id in PROFILE_FIELDS
+        if not profile and (section_code not in sections
+                            or field_id not in {f.id for f in sections[section_code].all_fields}):
             raise _fail(where, f"exclude_fields: unknown field {item}")
     never = raw.get("never_identity_protected", False)
     if not isinstance(never, bool):

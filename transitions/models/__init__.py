@@ -15,6 +15,7 @@ from transitions.models.children import (
 )
 from transitions.models.database import Database
 from transitions.models.outbox import OutboxMessage, OutboxStatus, StoredBlob
+from transitions.models.packs import InformationRequest, Pack, PackCode, PackEvent, RecipientSession
 from transitions.models.staff import (
     ROLE_LABELS,
     AccountStatus,
@@ -53,10 +54,15 @@ __all__ = [
     "CrisisFlag",
     "Database",
     "EncryptedText",
+    "InformationRequest",
     "Organisation",
     "OrganisationKind",
     "OutboxMessage",
     "OutboxStatus",
+    "Pack",
+    "PackCode",
+    "PackEvent",
+    "RecipientSession",
     "Role",
     "SectionOverride",
     "SectionVersion",

@@ -221,7 +221,12 @@ def update_profile(deps: ServiceDeps, child_id: uuid.UUID, data: ProfileInput, b
             errors["team_id"] = "Only a team manager or senior manager can move a child to another team"
         if errors:
             raise ChildInvalidError(errors)
+        old_placement = child.current_placement_id
         changed = apply_profile(deps, session, child, data)
+        if old_placement is not None and child.current_placement_id != old_placement:
+            from transitions.services import packs  # packs build on this module; the end of a placement revokes
+
+            packs.revoke_for_placement_end(deps, session, child.id, old_placement, actor)
         if changed:
             child.updated_at = now
             try:

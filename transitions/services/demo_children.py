@@ -134,6 +134,18 @@ def _pdf_bytes(title: str) -> bytes:
     return out.getvalue()
 
 
+def _demo_mailboxes(session: Session, la_ids: set[uuid.UUID]) -> None:
+    """Role mailboxes (MASH, missing persons unit) for the areas the demo placements are in, so packs to the host
+    local authority and police can be sent. A council records the real ones in the organisations register."""
+    for la in session.scalars(select(Organisation).where(Organisation.id.in_(la_ids))):
+        slug = "".join(c for c in la.name.lower().replace(" ", "-") if c.isalnum() or c == "-")
+        la.mailbox = la.mailbox or f"mash@{slug}.example-la.test"
+        force = session.get(Organisation, la.police_force_id) if la.police_force_id else None
+        if force is not None:
+            force_slug = "".join(c for c in force.name.lower().replace(" ", "-") if c.isalnum() or c == "-")
+            force.mailbox = force.mailbox or f"missing.persons@{force_slug}.example-police.test"
+
+
 def load_demo_children(deps: ServiceDeps) -> list[str]:
     """Add the demo organisations and children if they are not there yet (idempotent)."""
     actor = Actor.system("demo")
@@ -154,6 +166,7 @@ def load_demo_children(deps: ServiceDeps) -> list[str]:
             orgs[code or name] = org
         session.flush()
         orgs["RZZ07"].parent_id = orgs["RZZ01"].id  # the ward is in Cumberland General
+        _demo_mailboxes(session, {o.local_authority_id for o in orgs.values() if o.local_authority_id})
         teams = {t.name: t for t in session.scalars(select(Team))}
         staff = {u.email: u for u in session.scalars(select(StaffUser))}
         nurse = next(u for u in staff.values() if u.role == "cla_nurse")

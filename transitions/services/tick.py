@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from transitions.services import outbox, sections, sessions, transitions
+from transitions.services import outbox, receipt, sections, sessions, transitions
 from transitions.services.deps import ServiceDeps
 
 log = logging.getLogger("transitions.tick")
@@ -17,6 +17,7 @@ class TickReport:
     delivery: outbox.DeliveryReport | None = None
     sessions_purged: int = 0
     uploads_purged: int = 0
+    recipient_purged: int = 0
     crisis_flags: int = 0
     failed_jobs: list[str] = field(default_factory=list)
 
@@ -27,6 +28,7 @@ class TickReport:
             out.append(f"outbox: {d.sent} sent, {d.retrying} to retry, {d.failed} failed")
         out.append(f"sessions: {self.sessions_purged} expired sessions removed")
         out.append(f"uploads: {self.uploads_purged} unused uploads removed")
+        out.append(f"recipients: {self.recipient_purged} expired recipient sessions and codes removed")
         out.append(f"crisis: {self.crisis_flags} children flagged with no onward placement")
         out += [f"FAILED: {job} (see the log)" for job in self.failed_jobs]
         return out
@@ -39,6 +41,7 @@ def run(deps: ServiceDeps, transport: outbox.Transport | None = None) -> TickRep
         ("outbox delivery", lambda: setattr(report, "delivery", outbox.deliver_due(deps, transport))),
         ("session purge", lambda: setattr(report, "sessions_purged", sessions.purge_expired(deps))),
         ("upload purge", lambda: setattr(report, "uploads_purged", sections.purge_unused_uploads(deps))),
+        ("recipient purge", lambda: setattr(report, "recipient_purged", receipt.purge_expired(deps))),
         ("onward placement check",
          lambda: setattr(report, "crisis_flags", transitions.check_onward_placements(deps))),
     ]

@@ -33,7 +33,7 @@ from transitions.models import (
     TransitionRecipient,
     TransitionStatus,
 )
-from transitions.services import audit
+from transitions.services import audit, packs
 from transitions.services.accounts import StaffView
 from transitions.services.audit import Actor
 from transitions.services.children import (
@@ -280,6 +280,7 @@ def _supersede(deps: ServiceDeps, session: Session, newer: Transition, actor: Ac
         transition.superseded_by_id = newer.id
         transition.updated_at = deps.clock.now()
         _mark_for_revocation(session, transition.id)
+        packs.revoke_for_transition(deps, session, transition.id, "superseded", actor)
         audit.record(session, deps.audit_chain, deps.clock, actor, "transition.superseded", object_type="transition",
                      object_id=transition.id, details={"link_id": newer.id})
     return len(older)
@@ -763,10 +764,12 @@ def change_status(deps: ServiceDeps, transition_id: uuid.UUID, action: str, reas
             session.flush()
             _supersede(deps, session, transition, actor)
             _crisis_check(deps, session, child, transition, kind, actor)
+            packs.send_due(deps, session, transition, user, actor)  # one action sends every due pack
         elif action == "cancel":
             transition.cancelled_reason = typed_reason(reason, asking="the reason for cancelling")
             if status == TransitionStatus.SENT.value:
                 _mark_for_revocation(session, transition.id)  # packs already out must be withdrawn
+                packs.revoke_for_transition(deps, session, transition.id, "cancelled", actor)
             transition.status = TransitionStatus.CANCELLED.value
         else:
             raise TransitionStepError("Unknown step")

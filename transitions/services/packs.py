@@ -1,0 +1,727 @@
+"""Handover packs: what each recipient is entitled to, built, encrypted, stored and sent by secure link; the
+tracking board; revocation; new versions when the record changes (Lesson CH1.1).
+
+Need-to-know comes from forms/recipients.toml field by field: a section shared in "full" gives every field,
+"summary" only the fields marked ``in_summary``; ``exclude_fields`` removes single fields whatever the level;
+``never_identity_protected`` removes every field that says where the child lives or can be found. The one
+:class:`PackDocument` this produces drives the PDF, the recipient's page and the "new version due" check.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import secrets
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from transitions.clock import UK
+from transitions.crypto import new_token, token_hash
+from transitions.formdefs import PROFILE_FIELDS, FieldDef, RecipientType, SectionDef
+from transitions.models import (
+    Attachment,
+    Child,
+    InformationRequest,
+    Organisation,
+    OutboxMessage,
+    Pack,
+    PackEvent,
+    RecipientSession,
+    SectionVersion,
+    StaffUser,
+    StoredBlob,
+    Transition,
+    TransitionRecipient,
+)
+from transitions.paths import PDF_FONTS_DIR
+from transitions.pdf import (
+    FirstPage,
+    PackDocument,
+    PackEntry,
+    PackItem,
+    PackSection,
+    PackTooLargeError,
+    RestrictedPersonLine,
+)
+from transitions.pdf.document import to_json
+from transitions.services import audit, outbox
+from transitions.services.accounts import StaffView
+from transitions.services.audit import Actor
+from transitions.services.children import RESTRICTED_STATUSES, current_versions, open_child
+from transitions.services.deps import ServiceDeps
+from transitions.services.errors import ForbiddenActionError, NotFoundError, TransitionStepError
+from transitions.services.values import ENTRIES, display, format_date, format_nhs_number, is_empty, typed_reason
+
+#: Why a link stopped working, as staff read it on the board.
+REVOKED_LABELS = {
+    "staff": "Revoked", "reissued": "Replaced by a newer version", "superseded": "Revoked: a later move replaced "
+    "this one", "placement_ended": "Revoked: the placement ended", "cancelled": "Revoked: the move was cancelled",
+}
+#: Access-log actions, in the order a recipient goes through them.
+EVENT_LABELS = {
+    "link_fetched": "Link fetched (may be automated)", "code_sent": "Code sent", "code_wrong": "Wrong code entered",
+    "code_voided": "Code voided after too many wrong tries", "verified": "Recipient verified",
+    "viewed": "Pack viewed", "downloaded": "PDF downloaded", "confirmed": "Receipt confirmed",
+    "information_requested": "Information requested", "refused": "Refused (expired or revoked)",
+    "limited": "Refused (too many attempts)",
+}
+
+
+class NoMailboxError(TransitionStepError):
+    """The recipient's organisation is not chosen yet, or the register has no mailbox for it."""
+
+
+# ---- what a recipient is entitled to ----------------------------------------------------------------------
+
+
+def shares(rtype: RecipientType, section_code: str, f: FieldDef) -> bool:
+    """Whether this recipient type may see this field (the one need-to-know rule; the property test uses it)."""
+    level = rtype.level(section_code)
+    if level == "none" or (level == "summary" and not f.in_summary):
+        return False
+    if f"{section_code}.{f.id}" in rtype.exclude_fields:
+        return False
+    return not (rtype.never_identity_protected and f.sensitivity == "identity_protected")
+
+
+def shares_profile(rtype: RecipientType, field_id: str) -> bool:
+    if rtype.level("ID") == "none" or f"ID.{field_id}" in rtype.exclude_fields:
+        return False
+    return not (rtype.never_identity_protected and PROFILE_FIELDS[field_id][1] == "identity_protected")
+
+
+@dataclass(frozen=True)
+class Built:
+    """A recipient's pack before the bytes of its photo and documents are read."""
+
+    document: PackDocument
+    photo: uuid.UUID | None
+    documents: tuple[tuple[str, uuid.UUID], ...]
+    section_versions: str
+    #: SHA-256 of everything the recipient is entitled to (attachments by their immutable ids).
+    digest: str
+
+
+def _attachment_id(value: object) -> uuid.UUID | None:
+    if isinstance(value, dict) and value.get("attachment"):
+        try:
+            return uuid.UUID(str(value["attachment"]))
+        except ValueError:
+            return None
+    return None
+
+
+def _items(rtype: RecipientType, section: SectionDef, fields: Iterable[FieldDef], content: dict[str, Any],
+           documents: list[tuple[str, uuid.UUID]]) -> tuple[PackItem, ...]:
+    items = []
+    for f in fields:
+        if not shares(rtype, section.code, f):
+            continue
+        value = content.get(f.id)
+        if is_empty(value):
+            continue
+        if f.type == "document":
+            attachment = _attachment_id(value)
+            if attachment is not None:
+                documents.append((f.label, attachment))
+            items.append(PackItem(f.label, display(f, value) + " (attached after this pack)", f.id))
+        elif f.type == "photo":
+            continue  # the photo is shown on the first page, not as a file name
+        else:
+            items.append(PackItem(f.label, display(f, value), f.id))
+    return tuple(items)
+
+
+def _profile_items(deps: ServiceDeps, session: Session, rtype: RecipientType, child: Child,
+                   transition: Transition) -> tuple[PackItem, ...]:
+    codes = deps.definitions.code_lists
+
+    def org_text(org_id: uuid.UUID | None) -> str:
+        org = session.get(Organisation, org_id) if org_id else None
+        if org is None:
+            return ""
+        return org.name + (("\n" + org.address) if org.address else "")
+
+    values = {
+        "legal_name": child.legal_name or "", "preferred_name": child.preferred_name or "",
+        "aliases": child.aliases or "",
+        "date_of_birth": format_date(child.date_of_birth) if child.date_of_birth else "",
+        "sex": codes["SEX"].label(child.sex) if child.sex else "",
+        "nhs_number": format_nhs_number(child.nhs_number) if child.nhs_number else "",
+        "la_child_id": child.la_child_id or "",
+        "legal_status": codes["LS"].label(child.legal_status) if child.legal_status else "",
+        "placement_type": codes["PLACE"].label(child.placement_type) if child.placement_type else "",
+        "responsible_la": org_text(child.responsible_la_id).split("\n")[0],
+        "placement": org_text(child.current_placement_id),
+        "destination": org_text(transition.destination_id),
+    }
+    return tuple(PackItem(PROFILE_FIELDS[k][0], v, k) for k, v in values.items()
+                 if v and shares_profile(rtype, k))
+
+
+def _restricted(rtype: RecipientType, section: SectionDef, content: dict[str, Any]
+                ) -> tuple[RestrictedPersonLine, ...]:
+    if section.entry is None or rtype.level(section.code) == "none":
+        return ()
+    entry_def = section.entry
+    status_field = next((f for f in entry_def.fields if f.id == "contact_status"), None)
+    people = []
+    for entry in content.get(ENTRIES, []) or []:
+        reasons = []
+        status = entry.get("contact_status")
+        if status in RESTRICTED_STATUSES and status_field is not None and status_field.codes:
+            reasons.append(status_field.codes.label(status))
+        if entry.get("must_not_know_placement_address") == "yes":
+            reasons.append("Must not know where the child lives")
+        if reasons:
+            relationship = next((f for f in entry_def.fields if f.id == "relationship"), None)
+            people.append(RestrictedPersonLine(
+                str(entry.get("name") or ""),
+                str(entry.get("relationship") or "") if relationship and shares(rtype, section.code, relationship)
+                else "", tuple(reasons)))
+    return tuple(people)
+
+
+def _reviewed(version: SectionVersion | None) -> str:
+    if version is None:
+        return "Not recorded yet"
+    return f"Version {version.version}, last reviewed {format_date(version.reviewed_on)}"
+
+
+def build(deps: ServiceDeps, session: Session, child: Child, transition: Transition, recipient: TransitionRecipient,
+          organisation: Organisation, *, version: int, reference: str,
+          versions: dict[str, SectionVersion] | None = None) -> Built:
+    """Snapshot the current section versions through the recipient type's need-to-know profile."""
+    rtype = deps.definitions.recipient_types[recipient.recipient_type]
+    versions = current_versions(session, child.id) if versions is None else versions
+    documents: list[tuple[str, uuid.UUID]] = []
+    sections: list[PackSection] = []
+    photo: uuid.UUID | None = None
+    photo_taken = ""
+    key_risks: tuple[str, ...] = ()
+    restricted: tuple[RestrictedPersonLine, ...] = ()
+    out_of_hours: list[tuple[str, str]] = []
+    used: list[str] = []
+    for section in deps.definitions.ordered():
+        level = rtype.level(section.code)
+        if level == "none":
+            continue
+        row = versions.get(section.code)
+        content: dict[str, Any] = json.loads(row.content or "{}") if row is not None else {}
+        if row is not None:
+            used.append(f"{section.code}@{row.version}")
+        own_documents: list[tuple[str, uuid.UUID]] = []
+        items = _items(rtype, section, section.fields, content, own_documents)
+        if section.code == "ID":
+            items = _profile_items(deps, session, rtype, child, transition) + items
+        entries: list[PackEntry] = []
+        if section.entry is not None:
+            lines = {p.name for p in _restricted(rtype, section, content)}
+            for entry in content.get(ENTRIES, []) or []:
+                entry_items = _items(rtype, section, section.entry.fields, entry, own_documents)
+                if entry_items:
+                    title_field = next((f for f in section.entry.fields if f.id == section.entry.title_field), None)
+                    shown = title_field is not None and shares(rtype, section.code, title_field)
+                    title = str(entry.get(section.entry.title_field) or "") if shown else ""
+                    title = title or section.entry.name.capitalize()
+                    entries.append(PackEntry(title, entry_items, restricted=title in lines))
+            if shares(rtype, section.code, section.entry.field("name")) if any(
+                    f.id == "name" for f in section.entry.fields) else False:
+                restricted = _restricted(rtype, section, content)
+        if section.code == "PHOTO":
+            photo_field = next((f for f in section.fields if f.type == "photo"), None)
+            if photo_field is not None and shares(rtype, "PHOTO", photo_field):
+                photo = _attachment_id(content.get(photo_field.id))
+                photo_taken = format_date(content.get("taken_on")) if content.get("taken_on") else ""
+        if section.code == "RISK":
+            risk_field = next((f for f in section.fields if f.id == "headline_risks"), None)
+            if risk_field is not None and shares(rtype, "RISK", risk_field) and isinstance(
+                    content.get("headline_risks"), list) and risk_field.codes:
+                key_risks = tuple(risk_field.codes.label(str(c)) for c in content["headline_risks"])
+        if section.code == "NETWORK":
+            out_of_hours = [(i.label, i.value) for i in items if i.field_id in (
+                "edt_phone", "social_worker_name", "social_worker_phone", "police_contact_phone")]
+        documents += own_documents
+        sections.append(PackSection(code=section.code, title=section.title, level=level,
+                                    version=row.version if row is not None else None, reviewed=_reviewed(row),
+                                    items=items, entries=tuple(entries),
+                                    entry_plural=section.entry.plural if section.entry else "",
+                                    documents=tuple(label for label, _ in own_documents)))
+    preferred = child.preferred_name or child.legal_name or ""
+    legal = child.legal_name or "" if shares_profile(rtype, "legal_name") else ""
+    dob = format_date(child.date_of_birth) if child.date_of_birth and shares_profile(rtype, "date_of_birth") else ""
+    now_uk = deps.clock.now().astimezone(UK)
+    document = PackDocument(
+        reference=reference, version=version, prepared_for=organisation.name, recipient_title=rtype.title,
+        prepared_on=format_date(now_uk.date()), sending_authority=_sender(deps),
+        sender_contact=deps.settings.packs.sender_contact,
+        first_page=FirstPage(preferred_name=preferred, legal_name=legal, date_of_birth=dob, photo=None,
+                             photo_taken_on=photo_taken, key_risks=key_risks, restricted_persons=restricted,
+                             out_of_hours=tuple(out_of_hours)),
+        sections=tuple(sections))
+    # Only what the recipient reads counts: a new version that changed fields they do not get (or a "reviewed, no
+    # change") makes no new pack due for them.
+    digest_doc = replace(document, reference="", version=0, prepared_on="",
+                         sections=tuple(replace(s, version=None, reviewed="") for s in sections))
+    digest = hashlib.sha256(to_json(digest_doc) + json.dumps(
+        [str(photo), [str(d) for _, d in documents]]).encode()).hexdigest()
+    return Built(document=document, photo=photo, documents=tuple(documents), section_versions=",".join(used),
+                 digest=digest)
+
+
+def _sender(deps: ServiceDeps) -> str:
+    return f"{deps.settings.app.council_name} children's services"
+
+
+# ---- issuing ----------------------------------------------------------------------------------------------
+
+
+def store_blob(deps: ServiceDeps, session: Session, purpose: str, content_type: str, data: bytes) -> StoredBlob:
+    blob = StoredBlob(id=uuid.uuid4(), purpose=purpose, content_type=content_type, size=len(data),
+                      sha256=hashlib.sha256(data).digest(), ciphertext=b"", created_at=deps.clock.now())
+    blob.ciphertext = deps.blob_cipher.encrypt(data, context=blob.context)
+    session.add(blob)
+    return blob
+
+
+def _attachment_bytes(deps: ServiceDeps, session: Session, child_id: uuid.UUID, attachment_id: uuid.UUID
+                      ) -> bytes | None:
+    attachment = session.get(Attachment, attachment_id)
+    if attachment is None or attachment.child_id != child_id:
+        return None
+    blob = session.get(StoredBlob, attachment.blob_id)
+    return deps.blob_cipher.decrypt(blob.ciphertext, context=blob.context) if blob is not None else None
+
+
+def new_reference() -> str:
+    alphabet = "ABCDEFGHJKMNPQRSTVWXYZ23456789"
+    return "HP-" + "".join(secrets.choice(alphabet) for _ in range(6))
+
+
+def materialise(deps: ServiceDeps, session: Session, child: Child, built: Built) -> PackDocument:
+    """The built document with the bytes of its photo and attached documents read (decrypted) in."""
+    photo = _attachment_bytes(deps, session, child.id, built.photo) if built.photo else None
+    appendices = []
+    for label, attachment_id in built.documents:
+        data = _attachment_bytes(deps, session, child.id, attachment_id)
+        if data is not None:
+            appendices.append((label, data))
+    return replace(built.document, first_page=replace(built.document.first_page, photo=photo),
+                   appendices=tuple(appendices))
+
+
+def render(deps: ServiceDeps, document: PackDocument) -> tuple[bytes, str, int]:
+    """The pack as an AES-256 PDF (its attached documents appended), its password and its page count."""
+    # Imported here: ReportLab and pikepdf cost 0.1 s to import, which commands that draw no pack need not pay.
+    from transitions.pdf import encrypt_pdf, load_fonts, new_pdf_password, render_pack
+
+    plain = render_pack(document, load_fonts(PDF_FONTS_DIR), max_pages=deps.settings.packs.max_pages)
+    password = new_pdf_password()
+    encrypted = encrypt_pdf(plain, password, document.appendices)
+    import pikepdf
+
+    with pikepdf.open(io.BytesIO(encrypted), password=password) as pdf:
+        pages = len(pdf.pages)
+    return encrypted, password, pages
+
+
+LINK_EMAIL = """{sender} has sent {organisation} secure information about a child they are responsible for.
+
+Open it here:
+{url}
+
+The link works until {expires}. When you open it you will be asked for a code, which we will send to this
+mailbox. Nothing is shared until the code is entered, and the information stays on this service.
+
+Reference: {reference} (version {version})
+
+If you did not expect this, or you need help opening it: {contact}
+"""
+
+
+def _link_url(deps: ServiceDeps, token: str) -> str:
+    """Built from the configured address, never from the request's Host header (R30)."""
+    return deps.settings.app.public_base_url.rstrip("/") + "/r/" + token
+
+
+def issue(deps: ServiceDeps, session: Session, transition: Transition, recipient: TransitionRecipient,
+          user: StaffView, actor: Actor, *, versions: dict[str, SectionVersion] | None = None) -> Pack:
+    """Build, encrypt and store one recipient's next pack version, and queue its link email.
+
+    A recipient whose organisation has no mailbox cannot be sent a link: the caller reports it.
+    """
+    organisation = session.get(Organisation, recipient.organisation_id) if recipient.organisation_id else None
+    if organisation is None or not organisation.mailbox:
+        raise NoMailboxError(deps.definitions.recipient_types[recipient.recipient_type].title)
+    child = session.get(Child, transition.child_id)
+    if child is None:
+        raise NotFoundError("child")
+    now = deps.clock.now()
+    previous = session.scalars(select(Pack).where(Pack.recipient_id == recipient.id)
+                               .order_by(Pack.version.desc())).first()
+    version = previous.version + 1 if previous is not None else 1
+    reference = previous.reference if previous is not None else new_reference()
+    built = build(deps, session, child, transition, recipient, organisation, version=version, reference=reference,
+                  versions=versions)
+    try:
+        pdf, password, pages = render(deps, materialise(deps, session, child, built))
+    except PackTooLargeError:
+        # Nothing is sent to anyone: the whole send is one transaction, and the worker sees why.
+        raise TransitionStepError(
+            f"The pack for {organisation.name} would be longer than {deps.settings.packs.max_pages} pages. "
+            "Shorten the longest answers in the child's record (summarise, and attach documents instead), then "
+            "send again.") from None
+    token = new_token()
+    pdf_blob = store_blob(deps, session, "pack-pdf", "application/pdf", pdf)
+    snapshot_blob = store_blob(deps, session, "pack-snapshot", "application/json", to_json(built.document))
+    session.flush()
+    pack = Pack(id=uuid.uuid4(), child_id=child.id, transition_id=transition.id, recipient_id=recipient.id,
+                version=version, reference=reference, recipient_type=recipient.recipient_type,
+                organisation_id=organisation.id, token_hash=token_hash(token), created_at=now, created_by=user.id,
+                expires_at=now + timedelta(days=deps.settings.packs.link_expiry_days), pdf_blob_id=pdf_blob.id,
+                snapshot_blob_id=snapshot_blob.id, section_versions=built.section_versions[:400],
+                content_digest=built.digest, definition_digest=deps.definitions.digest, page_count=pages)
+    pack.address = organisation.mailbox
+    pack.password = password
+    session.add(pack)
+    session.flush()
+    if previous is not None and previous.revoked_at is None:
+        _revoke(session, previous, now, "reissued", None, None)
+    message = outbox.enqueue(
+        session, now, to=organisation.mailbox, subject=f"Secure information from {deps.settings.app.council_name}",
+        body=LINK_EMAIL.format(sender=_sender(deps), organisation=organisation.name, url=_link_url(deps, token),
+                               expires=_when(pack.expires_at), reference=reference, version=version,
+                               contact=deps.settings.packs.sender_contact),
+        purpose="pack_link", idempotency_key=f"pack-link-{pack.id}")
+    pack.outbox_message_id = message.id
+    audit.record(session, deps.audit_chain, deps.clock, actor, "pack.issued", object_type="pack", object_id=pack.id,
+                 details={"kind": recipient.recipient_type, "count": version, "link_id": transition.id})
+    return pack
+
+
+def _when(at: datetime) -> str:
+    local = at.astimezone(UK)
+    return f"{local.strftime('%-I:%M%p').lower()} on {format_date(local.date())}"
+
+
+@dataclass(frozen=True)
+class SendReport:
+    sent: int
+    not_sent: tuple[str, ...]
+
+
+def send_due(deps: ServiceDeps, session: Session, transition: Transition, user: StaffView, actor: Actor, *,
+             only_stale: bool = False) -> SendReport:
+    """Send every recipient with no live pack (or, with only_stale, those whose entitled content changed)."""
+    versions = current_versions(session, transition.child_id)
+    child = session.get(Child, transition.child_id)
+    sent, skipped = 0, []
+    recipients = list(session.scalars(select(TransitionRecipient).where(
+        TransitionRecipient.transition_id == transition.id, TransitionRecipient.removed_at.is_(None))
+        .order_by(TransitionRecipient.created_at, TransitionRecipient.id)))
+    types = deps.definitions.recipient_types
+    for recipient in recipients:
+        latest = session.scalars(select(Pack).where(Pack.recipient_id == recipient.id)
+                                 .order_by(Pack.version.desc())).first()
+        live = latest is not None and latest.revoked_at is None and latest.expires_at > deps.clock.now()
+        if only_stale:
+            if latest is None or latest.revoked_at is not None or child is None:
+                continue
+            organisation = session.get(Organisation, latest.organisation_id)
+            if organisation is None or build(deps, session, child, transition, recipient, organisation,
+                                             version=0, reference="", versions=versions).digest == \
+                    latest.content_digest:
+                continue
+        elif live:
+            continue
+        if not only_stale and latest is not None and latest.revoked_cause == "staff":
+            continue  # revoked on purpose (the wrong home?): remove the recipient and add the right one instead
+        try:
+            issue(deps, session, transition, recipient, user, actor, versions=versions)
+            sent += 1
+        except NoMailboxError:
+            skipped.append(types[recipient.recipient_type].title)
+    return SendReport(sent=sent, not_sent=tuple(skipped))
+
+
+def _transition_for_change(deps: ServiceDeps, session: Session, transition_id: uuid.UUID, user: StaffView,
+                           actor: Actor) -> Transition:
+    transition = session.get(Transition, transition_id)
+    if transition is None:
+        raise NotFoundError("transition")
+    _child, access = open_child(deps, session, transition.child_id, user, actor, action=None)
+    if not access.can_edit_profile:
+        raise ForbiddenActionError("Only the child's social worker, their team and managers send packs")
+    if transition.status != "sent":
+        raise TransitionStepError("Packs are sent when the transition is sent")
+    return transition
+
+
+def send_remaining(deps: ServiceDeps, transition_id: uuid.UUID, user: StaffView, actor: Actor, *,
+                   only_stale: bool = False) -> SendReport:
+    with deps.db.transaction() as session:
+        transition = _transition_for_change(deps, session, transition_id, user, actor)
+        return send_due(deps, session, transition, user, actor, only_stale=only_stale)
+
+
+# ---- revocation -------------------------------------------------------------------------------------------
+
+
+def _revoke(session: Session, pack: Pack, now: datetime, cause: str, by: uuid.UUID | None, reason: str | None
+            ) -> None:
+    pack.revoked_at = now
+    pack.revoked_cause = cause
+    pack.revoked_by = by
+    if reason:
+        pack.revoked_reason = reason
+    session.execute(delete(RecipientSession).where(RecipientSession.pack_id == pack.id))
+
+
+def revoke_for_transition(deps: ServiceDeps, session: Session, transition_id: uuid.UUID, cause: str,
+                          actor: Actor) -> int:
+    """Every live link of a transition stops working now (superseded or cancelled)."""
+    now = deps.clock.now()
+    packs = list(session.scalars(select(Pack).where(Pack.transition_id == transition_id, Pack.revoked_at.is_(None))))
+    for pack in packs:
+        _revoke(session, pack, now, cause, None, None)
+        audit.record(session, deps.audit_chain, deps.clock, actor, "pack.revoked", object_type="pack",
+                     object_id=pack.id, details={"reason_code": cause})
+    return len(packs)
+
+
+def revoke_for_placement_end(deps: ServiceDeps, session: Session, child_id: uuid.UUID,
+                             old_placement_id: uuid.UUID | None, actor: Actor) -> int:
+    """When the child leaves a placement, the packs sent for the move into it stop working."""
+    if old_placement_id is None:
+        return 0
+    ids = list(session.scalars(select(Transition.id).where(Transition.child_id == child_id,
+                                                           Transition.destination_id == old_placement_id)))
+    return sum(revoke_for_transition(deps, session, t, "placement_ended", actor) for t in ids)
+
+
+def revoke(deps: ServiceDeps, transition_id: uuid.UUID, pack_id: uuid.UUID, reason: str, user: StaffView,
+           actor: Actor) -> None:
+    text = typed_reason(reason, asking="why you are revoking this recipient's access")
+    with deps.db.transaction() as session:
+        transition = session.get(Transition, transition_id)
+        pack = session.get(Pack, pack_id)
+        if transition is None or pack is None or pack.transition_id != transition.id:
+            raise NotFoundError("pack")
+        _child, access = open_child(deps, session, transition.child_id, user, actor, action=None)
+        if not access.can_edit_profile:
+            raise ForbiddenActionError("Only the child's social worker, their team and managers revoke access")
+        if pack.revoked_at is not None:
+            raise TransitionStepError("This link was already revoked")
+        _revoke(session, pack, deps.clock.now(), "staff", user.id, text)
+        audit.record(session, deps.audit_chain, deps.clock, actor, "pack.revoked", object_type="pack",
+                     object_id=pack.id, details={"reason_code": "staff"})
+
+
+# ---- the tracking board -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PackState:
+    id: uuid.UUID
+    version: int
+    reference: str
+    created_at: datetime
+    expires_at: datetime
+    email_status: str
+    events: dict[str, datetime]
+    revoked_at: datetime | None
+    revoked_label: str
+    revoked_reason: str
+    confirmed_at: datetime | None
+    confirmed_name: str
+    confirmed_role: str
+    information_requests: int
+    now: datetime
+
+    @property
+    def live(self) -> bool:
+        return self.revoked_at is None and self.expires_at > self.now
+
+    @property
+    def expired(self) -> bool:
+        return self.revoked_at is None and self.expires_at <= self.now
+
+    @property
+    def steps(self) -> list[tuple[str, datetime | None]]:
+        """Honest labels (security.md §e rule 6): a fetch may be a mail scanner; only confirmation counts."""
+        labels = [("link_fetched", "Link fetched (may be automated)"), ("code_sent", "Code sent"),
+                  ("verified", "Verified"), ("viewed", "Viewed"), ("downloaded", "Downloaded")]
+        return [(text, self.events.get(action)) for action, text in labels if action in self.events]
+
+
+@dataclass(frozen=True)
+class BoardRow:
+    recipient_id: uuid.UUID
+    recipient_title: str
+    organisation: str
+    address: str
+    required: bool
+    due_at: datetime
+    packs: list[PackState]
+    #: The recipient is entitled to something that changed since their latest pack (Lesson CH1.1).
+    new_version_due: bool
+    can_send: bool
+
+    @property
+    def latest(self) -> PackState | None:
+        return self.packs[0] if self.packs else None
+
+    @property
+    def confirmed(self) -> PackState | None:
+        return next((p for p in self.packs if p.confirmed_at is not None), None)
+
+    def overdue(self, now: datetime) -> bool:
+        latest = self.latest
+        return self.due_at <= now and (latest is None or latest.confirmed_at is None)
+
+    @property
+    def summary(self) -> str:
+        latest = self.latest
+        if latest is None:
+            return "Not sent" + ("" if self.can_send else ": the organisation has no mailbox")
+        confirmed = self.confirmed
+        parts = []
+        if confirmed is not None:
+            parts.append(f"v{confirmed.version} confirmed")
+        if self.new_version_due:
+            parts.append(f"v{latest.version + 1} pending")
+        elif confirmed is None or confirmed is not latest:
+            parts.append(f"v{latest.version} awaiting confirmation")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class Board:
+    rows: list[BoardRow]
+    now: datetime
+    stale: int
+    unsent: int
+
+
+def _email_status(message: OutboxMessage | None) -> str:
+    if message is None:
+        return "Not queued"
+    return {"queued": "Email queued", "sent": "Email accepted for delivery by our mail relay",
+            "failed": "Email could not be delivered"}.get(message.status, message.status)
+
+
+def board(deps: ServiceDeps, session: Session, transition: Transition, child: Child) -> Board:
+    now = deps.clock.now()
+    versions = current_versions(session, child.id)
+    recipients = list(session.scalars(select(TransitionRecipient).where(
+        TransitionRecipient.transition_id == transition.id, TransitionRecipient.removed_at.is_(None))
+        .order_by(TransitionRecipient.created_at, TransitionRecipient.id)))
+    packs = list(session.scalars(select(Pack).where(Pack.transition_id == transition.id)
+                                 .order_by(Pack.version.desc())))
+    pack_ids = [p.id for p in packs]
+    events: dict[uuid.UUID, dict[str, datetime]] = {}
+    requests: dict[uuid.UUID, int] = {}
+    if pack_ids:
+        for pack_id, action, at in session.execute(
+                select(PackEvent.pack_id, PackEvent.action, func.max(PackEvent.at))
+                .where(PackEvent.pack_id.in_(pack_ids), PackEvent.outcome == "ok")
+                .group_by(PackEvent.pack_id, PackEvent.action)):
+            events.setdefault(pack_id, {})[action] = at
+        for pack_id, count in session.execute(
+                select(InformationRequest.pack_id, func.count()).where(InformationRequest.pack_id.in_(pack_ids))
+                .group_by(InformationRequest.pack_id)):
+            requests[pack_id] = int(count)
+    messages = {m.id: m for m in session.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(
+        [p.outbox_message_id for p in packs if p.outbox_message_id])))} if packs else {}
+    org_ids = {r.organisation_id for r in recipients if r.organisation_id}
+    orgs = {o.id: o for o in session.scalars(select(Organisation).where(Organisation.id.in_(org_ids)))} \
+        if org_ids else {}
+    rows = []
+    types = deps.definitions.recipient_types
+    for recipient in recipients:
+        mine = [p for p in packs if p.recipient_id == recipient.id]
+        states = [PackState(
+            id=p.id, version=p.version, reference=p.reference, created_at=p.created_at, expires_at=p.expires_at,
+            email_status=_email_status(messages.get(p.outbox_message_id) if p.outbox_message_id else None),
+            events=events.get(p.id, {}), revoked_at=p.revoked_at,
+            revoked_label=REVOKED_LABELS.get(p.revoked_cause or "", "Revoked"), revoked_reason=p.revoked_reason or "",
+            confirmed_at=p.confirmed_at, confirmed_name=p.confirmed_name or "", confirmed_role=p.confirmed_role or "",
+            information_requests=requests.get(p.id, 0), now=now) for p in mine]
+        org = orgs.get(recipient.organisation_id) if recipient.organisation_id else None
+        stale = False
+        if mine and mine[0].revoked_at in (None,) and org is not None:
+            stale = build(deps, session, child, transition, recipient, org, version=0, reference="",
+                          versions=versions).digest != mine[0].content_digest
+        rows.append(BoardRow(recipient_id=recipient.id, recipient_title=types[recipient.recipient_type].title,
+                             organisation=org.name if org else "Not chosen yet",
+                             address=(mine[0].address or "") if mine else (org.mailbox or "" if org else ""),
+                             required=recipient.required, due_at=recipient.due_at, packs=states,
+                             new_version_due=stale, can_send=org is not None and bool(org.mailbox)))
+    return Board(rows=rows, now=now, stale=sum(1 for r in rows if r.new_version_due),
+                 unsent=sum(1 for r in rows if r.latest is None or (not r.latest.live and not r.new_version_due)))
+
+
+def transition_board(deps: ServiceDeps, transition_id: uuid.UUID, user: StaffView, actor: Actor) -> Board:
+    with deps.db.transaction() as session:
+        transition = session.get(Transition, transition_id)
+        if transition is None:
+            raise NotFoundError("transition")
+        child, _access = open_child(deps, session, transition.child_id, user, actor, action=None)
+        return board(deps, session, transition, child)
+
+
+@dataclass(frozen=True)
+class AccessLogRow:
+    at: datetime
+    version: int
+    action: str
+    outcome: str
+    ip: str
+    user_agent: str
+
+
+@dataclass(frozen=True)
+class AccessLog:
+    recipient_title: str
+    organisation: str
+    rows: list[AccessLogRow]
+    requests: list[tuple[datetime, str, str, str]]
+
+
+def access_log(deps: ServiceDeps, transition_id: uuid.UUID, recipient_id: uuid.UUID, user: StaffView,
+               actor: Actor) -> AccessLog:
+    with deps.db.transaction() as session:
+        transition = session.get(Transition, transition_id)
+        recipient = session.get(TransitionRecipient, recipient_id)
+        if transition is None or recipient is None or recipient.transition_id != transition.id:
+            raise NotFoundError("recipient")
+        open_child(deps, session, transition.child_id, user, actor, action="pack.access_log_viewed")
+        packs = {p.id: p for p in session.scalars(select(Pack).where(Pack.recipient_id == recipient.id))}
+        rows = [AccessLogRow(at=e.at, version=packs[e.pack_id].version, action=EVENT_LABELS.get(e.action, e.action),
+                             outcome=e.outcome, ip=e.ip or "", user_agent=e.user_agent or "")
+                for e in session.scalars(select(PackEvent).where(PackEvent.pack_id.in_(list(packs)))
+                                         .order_by(PackEvent.at.desc(), PackEvent.id.desc()).limit(1000))] \
+            if packs else []
+        requests = [(r.requested_at, r.requested_by or "", r.sections, r.reason or "")
+                    for r in session.scalars(select(InformationRequest).where(
+                        InformationRequest.pack_id.in_(list(packs))).order_by(InformationRequest.requested_at))] \
+            if packs else []
+        org = session.get(Organisation, recipient.organisation_id) if recipient.organisation_id else None
+        return AccessLog(recipient_title=deps.definitions.recipient_types[recipient.recipient_type].title,
+                         organisation=org.name if org else "", rows=rows, requests=requests)
+
+
+def allocated_worker_email(session: Session, child: Child) -> str | None:
+    worker = session.get(StaffUser, child.allocated_worker_id) if child.allocated_worker_id else None
+    return worker.email if worker is not None else None
+
+
+def staff_transition_url(deps: ServiceDeps, transition_id: uuid.UUID) -> str:
+    return deps.settings.app.public_base_url.rstrip("/") + f"/transitions/{transition_id}"

@@ -13,6 +13,8 @@ from transitions.services.deps import ServiceDeps, build_deps
 from transitions.settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
+    from flask_wtf.csrf import CSRFProtect
+
     from transitions.services.accounts import StaffView
 
 
@@ -40,8 +42,9 @@ def install_web(app: Flask, settings: Settings) -> None:
     install_templates(app, settings)
     install_sessions(app)
     install_security_headers(app)
-    CSRFProtect(app)
+    csrf = CSRFProtect(app)
     register_blueprints(app, settings)
+    exempt_link_forms_from_session_tokens(csrf)
     enforce_access_rules(app)
     install_rate_limits(app, settings)
     register_error_pages(app)
@@ -162,7 +165,7 @@ def install_sessions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask, settings: Settings) -> None:
-    from transitions.web import admin, auth, children, home, organisations, transitions_views
+    from transitions.web import admin, auth, children, home, organisations, recipient, transitions_views
 
     app.register_blueprint(home.bp)
     app.register_blueprint(auth.bp)
@@ -170,10 +173,19 @@ def register_blueprints(app: Flask, settings: Settings) -> None:
     app.register_blueprint(organisations.bp)
     app.register_blueprint(children.bp)
     app.register_blueprint(transitions_views.bp)
+    app.register_blueprint(recipient.bp)
     if settings.is_development:
         from transitions.web import dev
 
         app.register_blueprint(dev.bp)
+
+
+def exempt_link_forms_from_session_tokens(csrf: CSRFProtect) -> None:
+    """A recipient link's two forms are checked by Origin, so that fetching a link stores no session."""
+    from transitions.web.recipient import ORIGIN_CHECKED_VIEWS
+
+    for view in ORIGIN_CHECKED_VIEWS:
+        csrf.exempt(view)
 
 
 def install_rate_limits(app: Flask, settings: Settings) -> None:

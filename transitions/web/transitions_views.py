@@ -8,7 +8,7 @@ from uuid import UUID
 from flask import Blueprint, abort, flash, g, redirect, render_template, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
-from transitions.services import children, organisations
+from transitions.services import children, organisations, packs
 from transitions.services import transitions as service
 from transitions.services.accounts import StaffView
 from transitions.services.errors import (
@@ -110,7 +110,8 @@ def show(transition_id: UUID) -> str:
                            recipient_form=recipient_form,
                            step_form=StepForm(data={"base_version": str(check.version)}),
                            approval_forms={a.kind: _approval_form(a.decision) for a in check.approvals},
-                           definitions=deps().definitions)
+                           definitions=deps().definitions,
+                           board=packs.transition_board(deps(), transition_id, _user(), actor()))
 
 
 def _approval_form(decision: bool) -> ApprovalForm:
@@ -192,6 +193,44 @@ def step(transition_id: UUID, action: str) -> BaseResponse:
     return _act(transition_id, lambda: service.change_status(
         deps(), transition_id, action, form.reason.data or "", base_version(form), _user(), actor()),
         lambda status: f"The transition is now {service.STATUS_LABELS[str(status)].lower()}.")
+
+
+def _sent_message(report: object) -> str:
+    assert isinstance(report, packs.SendReport)
+    text = f"{report.sent} pack{'s' if report.sent != 1 else ''} sent."
+    if report.not_sent:
+        text += " Not sent (the organisation has no mailbox or is not chosen): " + ", ".join(report.not_sent) + "."
+    return text
+
+
+@bp.post("/transitions/<uuid:transition_id>/packs/<any(remaining, new_versions):which>")
+@staff(*WRITE_ROLES)
+def send_packs(transition_id: UUID, which: str) -> BaseResponse:
+    """Send the new version to every recipient entitled to what changed, or to those without a working link."""
+    form = StepForm()
+    if not form.validate_on_submit():
+        abort(400)
+    return _act(transition_id, lambda: packs.send_remaining(deps(), transition_id, _user(), actor(),
+                                                            only_stale=which == "new_versions"), _sent_message)
+
+
+@bp.post("/transitions/<uuid:transition_id>/packs/<uuid:pack_id>/revoke")
+@staff(*WRITE_ROLES)
+def revoke_pack(transition_id: UUID, pack_id: UUID) -> BaseResponse:
+    form = ReasonForm()
+    if not form.validate_on_submit():
+        abort(400)
+    return _act(transition_id, lambda: packs.revoke(deps(), transition_id, pack_id, form.reason.data or "", _user(),
+                                                    actor()), "Access revoked. The link stops working at once.")
+
+
+@bp.get("/transitions/<uuid:transition_id>/recipients/<uuid:recipient_id>/access-log")
+@staff(*READ_ROLES)
+def access_log(transition_id: UUID, recipient_id: UUID) -> str:
+    log = packs.access_log(deps(), transition_id, recipient_id, _user(), actor())
+    check = service.checklist(deps(), transition_id, _user(), actor())
+    heading, _access = children.child_heading(deps(), check.child_id, _user(), actor())
+    return render_template("transitions/access_log.html", log=log, child=heading, transition_id=transition_id)
 
 
 @bp.get("/crisis")

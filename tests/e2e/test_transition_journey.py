@@ -232,7 +232,7 @@ def worker_marks_it_ready_and_sent(page: Page, audit: BrowserAudit, path: str) -
     expect_success_banner(page, "The transition is now ready.")
 
     # An emergency with a recorded reason goes ahead; its approvals fall due afterwards.
-    click_button(page, audit, "Mark as sent")
+    click_button(page, audit, "Send the packs")
     expect_checklist(page, "Sent")
     expect_success_banner(page, "The transition is now sent.")
     for title in ("Nominated officer", "Host local authority notified"):

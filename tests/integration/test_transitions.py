@@ -4,56 +4,18 @@ crisis flags."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
 
-from tests.conftest import StaffAccount, csrf_from, sign_in
-from transitions.models import Child, CrisisFlag, Organisation, Task, Transition, TransitionRecipient
-from transitions.services import accounts, demo, demo_children
+from tests.conftest import csrf_from, sign_in
+from tests.integration.conftest import Demo, start
+from transitions.models import CrisisFlag, Task, Transition, TransitionRecipient
+from transitions.services import accounts
 from transitions.services import transitions as service
-from transitions.services.accounts import StaffView
 from transitions.services.audit import Actor
 from transitions.services.errors import BreakGlassRequiredError, ForbiddenActionError, TransitionStepError
-
-
-@dataclass
-class Demo:
-    children: dict[str, uuid.UUID]
-    orgs: dict[str, uuid.UUID]
-    accounts: dict[str, StaffAccount]
-
-    def view(self, deps, who: str) -> StaffView:
-        return accounts.get_user(deps, self.accounts[who].id)
-
-    def actor(self, who: str) -> Actor:
-        return Actor("staff", str(self.accounts[who].id))
-
-
-@pytest.fixture
-def world(deps) -> Demo:
-    demo.load_demo(deps)
-    demo_children.load_demo_children(deps)
-    with deps.db.transaction() as session:
-        kids = {c.preferred_name or "": c.id for c in session.scalars(select(Child))}
-        orgs = {o.code or o.name: o.id for o in session.scalars(select(Organisation))}
-        people = {}
-        for account in demo.DEMO_ACCOUNTS:
-            user = accounts.find_by_email(deps, session, account.email)
-            assert user is not None
-            people[account.role.value + ("_south" if "south" in account.email else "")] = StaffAccount(
-                user.id, account.email, account.password, account.totp_secret)
-    return Demo(kids, orgs, people)
-
-
-def start(deps, world: Demo, who: str, child: str, kind: str, destination: str, *, when: datetime,
-          urgency: str = "planned", distance: str = "", reason: str = "", emergency_reason: str = "") -> uuid.UUID:
-    data = service.TransitionInput(kind=kind, destination_id=world.orgs[destination], origin_id=None, starts_at=when,
-                                   urgency=urgency, reason_code=reason, at_a_distance=distance,
-                                   emergency_reason=emergency_reason, distance_miles="")
-    return service.create_transition(deps, world.children[child], data, world.view(deps, who), world.actor(who))
 
 
 def test_emergency_out_of_area_move_to_a_childrens_home_derives_the_host_area_recipients(deps, world):

@@ -14,9 +14,14 @@ from transitions.web.security import AccessRule, endpoints_without_rules, rule_f
 pytestmark = pytest.mark.security
 
 #: The only endpoints anyone may reach without an account. Adding one is a security decision: add it here.
+ORIGIN_CHECKED = {"recipient.send_code", "recipient.enter_code"}
 PUBLIC_ENDPOINTS = {
     "auth.sign_in", "auth.code", "auth.sign_out", "auth.setup", "auth.setup_authenticator",
     "home.index", "home.healthz", "home.favicon", "home.accessibility", "home.privacy", "home.contact",
+    # Recipients have no account: the link, then a code to the bound mailbox, then a session for one pack.
+    "recipient.landing", "recipient.send_code", "recipient.enter_code", "recipient.pack", "recipient.download",
+    "recipient.photo", "recipient.confirm", "recipient.confirmed", "recipient.request_information",
+    "recipient.sign_out",
 }
 
 
@@ -88,7 +93,10 @@ def test_every_post_route_refuses_a_missing_csrf_token(app, client, deps, clock)
     assert len(posts) >= 10
     for rule in posts:
         url = _fill(rule.rule.replace("<uuid:user_id>", str(admin.id)).replace("<token>", "t" * 43))
-        response = client.post(url, data={"email": "x@example.gov.uk", "password": "p", "role": "auditor"})
+        # A recipient link's two forms have no token (no session exists yet): they are checked by Origin
+        headers = {"Origin": "https://evil.example"} if rule.endpoint in ORIGIN_CHECKED else {}
+        response = client.post(url, data={"email": "x@example.gov.uk", "password": "p", "role": "auditor"},
+                               headers=headers)
         assert response.status_code == 400, url
         assert "the form was out of date" in response.get_data(as_text=True), url
     assert client.get("/").status_code == 200  # still signed in: nothing was done

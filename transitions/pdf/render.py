@@ -321,7 +321,8 @@ def _first_page(doc: PackDocument, st: _Styles) -> list[Flowable]:
     out.append(_para(f"{prepared} on {doc.prepared_on}. Version {doc.version}.", st.subtitle))
 
     beside_photo = _identity(doc, st, with_legal_name=True)
-    beside_photo += _key_risks(fp.key_risks, st)
+    if fp.key_risks or doc.section("RISK") is not None:  # "none recorded" only where RISK is shared at all
+        beside_photo += _key_risks(fp.key_risks, st)
     out += _with_photo(fp.photo, beside_photo)
 
     if fp.restricted_persons:

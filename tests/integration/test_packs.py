@@ -196,6 +196,9 @@ def test_the_recipient_views_downloads_and_confirms_and_the_board_shows_it(deps,
     text = view.get_data(as_text=True)
     assert view.status_code == 200 and "Amira" in text and token not in text
     password = re.search(r'<code id="pdf-password">([^<]+)</code>', text).group(1)  # type: ignore[union-attr]
+    assert 'src="/recipient/pack/photo"' in text
+    photo = client.get("/recipient/pack/photo")
+    assert photo.status_code == 200 and photo.data[:3] == b"\xff\xd8\xff" and photo.mimetype == "image/jpeg"
     download = client.get("/recipient/pack/download")
     assert download.status_code == 200 and download.mimetype == "application/pdf"
     assert download.headers["Content-Disposition"] == f'attachment; filename="handover-{pack.reference}-v1.pdf"'

@@ -332,13 +332,13 @@ def render(deps: ServiceDeps, document: PackDocument) -> tuple[bytes, str, int]:
     return encrypted, password, pages
 
 
-LINK_EMAIL = """{sender} has sent {organisation} secure information about a child they are responsible for.
+LINK_EMAIL = """{sender} has sent {organisation} secure information about a child looked after.
 
 Open it here:
 {url}
 
-The link works until {expires}. When you open it you will be asked for a code, which we will send to this
-mailbox. Nothing is shared until the code is entered, and the information stays on this service.
+The link works until {expires}. When you open it, we will send a code to this mailbox. Nothing is shown
+until the code is entered, and the information stays on this service.
 
 Reference: {reference} (version {version})
 
@@ -370,8 +370,9 @@ def issue(deps: ServiceDeps, session: Session, transition: Transition, recipient
     reference = previous.reference if previous is not None else new_reference()
     built = build(deps, session, child, transition, recipient, organisation, version=version, reference=reference,
                   versions=versions)
+    document = materialise(deps, session, child, built)
     try:
-        pdf, password, pages = render(deps, materialise(deps, session, child, built))
+        pdf, password, pages = render(deps, document)
     except PackTooLargeError:
         # Nothing is sent to anyone: the whole send is one transaction, and the worker sees why.
         raise TransitionStepError(
@@ -380,7 +381,7 @@ def issue(deps: ServiceDeps, session: Session, transition: Transition, recipient
             "send again.") from None
     token = new_token()
     pdf_blob = store_blob(deps, session, "pack-pdf", "application/pdf", pdf)
-    snapshot_blob = store_blob(deps, session, "pack-snapshot", "application/json", to_json(built.document))
+    snapshot_blob = store_blob(deps, session, "pack-snapshot", "application/json", to_json(document))
     session.flush()
     pack = Pack(id=uuid.uuid4(), child_id=child.id, transition_id=transition.id, recipient_id=recipient.id,
                 version=version, reference=reference, recipient_type=recipient.recipient_type,

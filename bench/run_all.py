@@ -25,8 +25,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
+import b_blob_crypto  # noqa: E402
 import b_child_page  # noqa: E402
 import b_login  # noqa: E402
+import b_pack_build  # noqa: E402
+import b_pdf_render  # noqa: E402
 import b_startup  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
@@ -71,14 +74,33 @@ def main() -> int:
     print(f"\nphoto cleaning (n={n}, warm-up {warmup}) ...", flush=True)
     results["photo_clean"] = b_child_page.run_photo(n=n, warmup=warmup)
     print(b_child_page.report_photo(results["photo_clean"]), flush=True)
+    print(f"\nL5 raw render, project ÷ default ReportLab install, {b_pdf_render.PAGES} pages "
+          f"(n={n}, warm-up {warmup}) ...", flush=True)
+    results["L5_pdf_render"] = b_pdf_render.run(n=n, warmup=warmup)
+    print(b_pdf_render.report(results["L5_pdf_render"]), flush=True)
+    print(f"\npack build ÷ raw render of the same story (n={n}, warm-up {warmup}) ...", flush=True)
+    built = b_pack_build.run(n=n, warmup=warmup)
+    print(b_pack_build.report(built), flush=True)
+    results["pack_build"], results["pack_build_aes"] = built["pack_build"], built["pack_build_aes"]
+    sizes = "/".join(f"{s} MiB" for s in b_blob_crypto.SIZES_MIB)
+    print(f"\nblob encryption, {sizes} (n={n}, warm-up {warmup}; memory: one fresh process per figure) ...", flush=True)
+    blobs = b_blob_crypto.run(n=n, warmup=warmup)
+    print(b_blob_crypto.report(blobs), flush=True)
+    results.update(blobs)
     meta.update(loadavg_end=os.getloadavg(), seconds=round(time.perf_counter() - t0, 1), quick=args.quick)
 
     print("\n| ratio | median [min–max] | n | A median | B median | goal | alarm | verdict |")
     print("|---|---|---|---|---|---|---|---|")
     for r in results.values():
+        if "ratio" not in r:
+            continue
         q = r["ratio"]
+        goal, alarm = ("≥", "<") if r.get("better") == "higher" else ("≤", ">")
         print(f"| {r['name']} | {q['median']:.3f} [{q['min']:.3f}–{q['max']:.3f}] | {r['n']} | "
-              f"{_ms(r['a_med'])} | {_ms(r['b_med'])} | ≤ {r['target']} | > {r['alarm']} | {r['verdict']} |")
+              f"{_ms(r['a_med'])} | {_ms(r['b_med'])} | {goal} {r['target']} | {alarm} {r['alarm']} | {r['verdict']} |")
+    for r in results.values():
+        if "ratio" not in r:  # a single measured value, such as peak memory ÷ blob size
+            print(f"{r['name']}: {r['value']:.3f}, goal ≤ {r['target']}, alarm > {r['alarm']} [{r['verdict']}]")
     for r in results.values():
         if "statements" in r:
             s = r["statements"]

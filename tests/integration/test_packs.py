@@ -528,3 +528,59 @@ def test_fetching_a_link_stores_no_session_and_its_forms_are_checked_by_origin(d
     deps.clock.advance(seconds=61)
     receipt.send_code(deps, token, WARD_NURSE)
     assert counts(deps)[0] == 2
+
+
+def test_removing_a_recipient_revokes_its_link_and_revoked_links_are_not_sent_again(deps, world, client):
+    transition_id = send_emergency(deps, world)
+    sw, sw_actor = world.view(deps, "social_worker_south"), world.actor("social_worker_south")
+    token, pack = link_for(deps, transition_id, "host_la")
+    service.remove_recipient(deps, transition_id, pack.recipient_id, "Wrong authority: the home is in Redcar",
+                             world.view(deps, "senior_manager"), world.actor("senior_manager"))
+    with pytest.raises(receipt.LinkClosedError):
+        receipt.landing(deps, token, WARD_NURSE)
+    board = packs.transition_board(deps, transition_id, sw, sw_actor)
+    removed = next(r for r in board.rows if r.recipient_id == pack.recipient_id)  # still on the record
+    assert removed.latest.revoked_label == "Revoked: removed from the recipients" and not removed.needs_link
+    _token, placement = link_for(deps, transition_id, "receiving_placement")
+    packs.revoke(deps, transition_id, placement.id, "Sent before the home agreed", sw, sw_actor)
+    before = board.unsent
+    assert packs.send_remaining(deps, transition_id, sw, sw_actor).sent == 0  # nothing revoked goes out again
+    assert packs.transition_board(deps, transition_id, sw, sw_actor).unsent == before
+    # an expired link is renewed
+    with deps.db.transaction() as session:
+        session.get(Pack, link_for(deps, transition_id, "host_police")[1].id).expires_at = deps.clock.now()
+    assert packs.send_remaining(deps, transition_id, sw, sw_actor).sent == 1
+    assert link_for(deps, transition_id, "host_police")[1].version == 2
+
+
+def test_recipient_pages_cope_with_odd_input(deps, world, client):
+    transition_id = send_emergency(deps, world)
+    token, pack = link_for(deps, transition_id, "receiving_placement")
+    client.post(f"/r/{token}/code")
+    full_width = latest_code(deps, pack.id).translate({ord(d): 0xFF10 + int(d) for d in "0123456789"})
+    response = client.post(f"/r/{token}/enter-code", data={"code": full_width[:3] + " " + full_width[3:]})
+    assert response.status_code == 302  # a full-width keyboard's digits are the digits
+    assert client.get("/recipient/confirmed").headers["Location"] == "/recipient/pack"  # not confirmed yet
+    page = client.get("/recipient/request-information").get_data(as_text=True)
+    sent = client.post("/recipient/request-information", data={
+        "csrf_token": csrf_from(page), "sections": ["HEALTH"] * 200, "reason": "Medication list is old",
+        "requested_by": "Sam, manager"})
+    assert sent.status_code == 200 and "Request sent" in sent.get_data(as_text=True)
+    with deps.db.transaction() as session:
+        assert session.scalars(select(InformationRequest)).one().sections == "HEALTH"
+    for code in ("1" * 5000, "１２３", "<script>", ""):
+        assert client.post(f"/r/{token}/enter-code", data={"code": code}).status_code == 200
+    ok = client.post(f"/r/{token}/code", headers={"Origin": "https://LOCALHOST:443"})
+    assert ok.status_code == 302  # the same origin, written differently
+
+
+def test_two_confirmations_at_once_make_one(deps, world):
+    transition_id = send_emergency(deps, world)
+    token, pack = link_for(deps, transition_id, "receiving_placement")
+    sid = verified_session(deps, token, pack.id)
+    first = receipt.confirm(deps, sid, "Sam Okoro", "Registered manager", True, WARD_NURSE)
+    second = receipt.confirm(deps, sid, "Someone Else", "Deputy", True, WARD_NURSE)
+    assert first.confirmed_at == second.confirmed_at and second.confirmed_name == "Sam Okoro"
+    with deps.db.transaction() as session:
+        assert session.scalar(select(func.count()).select_from(PackEvent).where(
+            PackEvent.pack_id == pack.id, PackEvent.action == "confirmed")) == 1

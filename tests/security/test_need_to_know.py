@@ -144,6 +144,7 @@ def test_a_recipient_sees_a_field_only_if_its_type_is_entitled_to_it(app, deps, 
         destination = session.get(Organisation, transition.destination_id)
         placement.address = "PLACEADDRzz"
         destination.address = "DESTADDRzz"
+        child.legal_name, child.preferred_name = "LEGALNAMEzz", "PREFNAMEzz"
         session.flush()
         for code in types:
             rtype = deps.definitions.recipient_types[code]
@@ -155,6 +156,10 @@ def test_a_recipient_sees_a_field_only_if_its_type_is_entitled_to_it(app, deps, 
                         assert word not in text, f"{code} must not receive {section}.{field_id}"
                     if rtype.never_identity_protected and f.sensitivity == "identity_protected":
                         assert word not in text, f"{code} must never see {section}.{field_id}"
+                names_shared = rtype.sections.get("ID") is not None
+                for word, field_id in (("LEGALNAMEzz", "legal_name"), ("PREFNAMEzz", "preferred_name")):
+                    if not names_shared or f"ID.{field_id}" in rtype.exclude_fields:
+                        assert word not in text, f"{code} must not be told the child's {field_id}"
                 for word, field_id in (("PLACEADDRzz", "placement"), ("DESTADDRzz", "destination")):
                     if rtype.sections.get("ID") is None or rtype.never_identity_protected:
                         assert word not in text, f"{code} must not learn the {field_id} address"

@@ -48,10 +48,17 @@ def encrypt_pdf(pdf: bytes, password: str, appendices: Sequence[tuple[str, bytes
             source = stack.enter_context(pikepdf.open(io.BytesIO(data)))
             marks.append((title, len(out.pages)))
             out.pages.extend(source.pages)
-        for page in out.pages:
+        first_appendix_page = marks[1][1] if len(marks) > 1 else len(out.pages)
+        for index, page in enumerate(out.pages):
             for key in ("/Metadata", "/PieceInfo"):
                 if key in page.obj:
                     del page.obj[key]
+            if index >= first_appendix_page and "/Annots" in page.obj:
+                # An uploaded document's links and form widgets go: a pack opens nothing on the web (R49).
+                del page.obj["/Annots"]
+        for obj in out.objects:  # XMP on images and forms inside an uploaded document, too (R54)
+            if isinstance(obj, pikepdf.Dictionary | pikepdf.Stream) and "/Metadata" in obj:
+                del obj["/Metadata"]
         if "/Metadata" in out.Root:
             del out.Root.Metadata
         if "/PieceInfo" in out.Root:

@@ -61,9 +61,15 @@ from transitions.services.values import ENTRIES, display, format_date, format_nh
 
 #: Why a link stopped working, as staff read it on the board.
 REVOKED_LABELS = {
-    "staff": "Revoked", "reissued": "Replaced by a newer version", "superseded": "Revoked: a later move replaced "
-    "this one", "placement_ended": "Revoked: the placement ended", "cancelled": "Revoked: the move was cancelled",
+    "staff": "Revoked",
+    "removed": "Revoked: removed from the recipients",
+    "reissued": "Replaced by a newer version",
+    "superseded": "Revoked: a later move replaced this one",
+    "placement_ended": "Revoked: the placement ended",
+    "cancelled": "Revoked: the move was cancelled",
 }
+#: What a pack calls the child when the recipient type gets no name (ID not shared).
+NAME_NOT_SHARED = "The child (name not shared)"
 #: Access-log actions, in the order a recipient goes through them.
 EVENT_LABELS = {
     "link_fetched": "Link fetched (may be automated)", "code_sent": "Code sent", "code_wrong": "Wrong code entered",
@@ -254,13 +260,14 @@ def build(deps: ServiceDeps, session: Session, child: Child, transition: Transit
                                     items=items, entries=tuple(entries),
                                     entry_plural=section.entry.plural if section.entry else "",
                                     documents=tuple(label for label, _ in own_documents)))
-    preferred = child.preferred_name or child.legal_name or ""
     legal = child.legal_name or "" if shares_profile(rtype, "legal_name") else ""
+    preferred = (child.preferred_name or "" if shares_profile(rtype, "preferred_name") else "") or legal or \
+        NAME_NOT_SHARED
     dob = format_date(child.date_of_birth) if child.date_of_birth and shares_profile(rtype, "date_of_birth") else ""
     now_uk = deps.clock.now().astimezone(UK)
     document = PackDocument(
         reference=reference, version=version, prepared_for=organisation.name, recipient_title=rtype.title,
-        prepared_on=format_date(now_uk.date()), sending_authority=_sender(deps),
+        prepared_on=format_date(now_uk.date()), sending_authority=sender_name(deps),
         sender_contact=deps.settings.packs.sender_contact,
         first_page=FirstPage(preferred_name=preferred, legal_name=legal, date_of_birth=dob, photo=None,
                              photo_taken_on=photo_taken, key_risks=key_risks, restricted_persons=restricted,
@@ -268,7 +275,8 @@ def build(deps: ServiceDeps, session: Session, child: Child, transition: Transit
         sections=tuple(sections))
     # Only what the recipient reads counts: a new version that changed fields they do not get (or a "reviewed, no
     # change") makes no new pack due for them.
-    digest_doc = replace(document, reference="", version=0, prepared_on="",
+    digest_doc = replace(document, reference="", version=0, prepared_on="", prepared_for="", recipient_title="",
+                         sending_authority="", sender_contact="",
                          sections=tuple(replace(s, version=None, reviewed="") for s in sections))
     digest = hashlib.sha256(to_json(digest_doc) + json.dumps(
         [str(photo), [str(d) for _, d in documents]]).encode()).hexdigest()
@@ -276,7 +284,7 @@ def build(deps: ServiceDeps, session: Session, child: Child, transition: Transit
                  digest=digest)
 
 
-def _sender(deps: ServiceDeps) -> str:
+def sender_name(deps: ServiceDeps) -> str:
     return f"{deps.settings.app.council_name} children's services"
 
 
@@ -308,11 +316,14 @@ def new_reference() -> str:
 def materialise(deps: ServiceDeps, session: Session, child: Child, built: Built) -> PackDocument:
     """The built document with the bytes of its photo and attached documents read (decrypted) in."""
     photo = _attachment_bytes(deps, session, child.id, built.photo) if built.photo else None
+    if built.photo and photo is None:
+        raise TransitionStepError("The child's photo could not be read: upload it again, then send")
     appendices = []
     for label, attachment_id in built.documents:
         data = _attachment_bytes(deps, session, child.id, attachment_id)
-        if data is not None:
-            appendices.append((label, data))
+        if data is None:  # never say "attached" of a file that is not there
+            raise TransitionStepError(f"The document '{label}' could not be read: upload it again, then send")
+        appendices.append((label, data))
     return replace(built.document, first_page=replace(built.document.first_page, photo=photo),
                    appendices=tuple(appendices))
 
@@ -397,7 +408,7 @@ def issue(deps: ServiceDeps, session: Session, transition: Transition, recipient
         _revoke(session, previous, now, "reissued", None, None)
     message = outbox.enqueue(
         session, now, to=organisation.mailbox, subject=f"Secure information from {deps.settings.app.council_name}",
-        body=LINK_EMAIL.format(sender=_sender(deps), organisation=organisation.name, url=_link_url(deps, token),
+        body=LINK_EMAIL.format(sender=sender_name(deps), organisation=organisation.name, url=_link_url(deps, token),
                                expires=_when(pack.expires_at), reference=reference, version=version,
                                contact=deps.settings.packs.sender_contact),
         purpose="pack_link", idempotency_key=f"pack-link-{pack.id}")
@@ -431,7 +442,6 @@ def send_due(deps: ServiceDeps, session: Session, transition: Transition, user: 
     for recipient in recipients:
         latest = session.scalars(select(Pack).where(Pack.recipient_id == recipient.id)
                                  .order_by(Pack.version.desc())).first()
-        live = latest is not None and latest.revoked_at is None and latest.expires_at > deps.clock.now()
         if only_stale:
             if latest is None or latest.revoked_at is not None or child is None:
                 continue
@@ -440,10 +450,8 @@ def send_due(deps: ServiceDeps, session: Session, transition: Transition, user: 
                                              version=0, reference="", versions=versions).digest == \
                     latest.content_digest:
                 continue
-        elif live:
+        elif not needs_first_or_renewed_link(latest, deps.clock.now()):
             continue
-        if not only_stale and latest is not None and latest.revoked_cause == "staff":
-            continue  # revoked on purpose (the wrong home?): remove the recipient and add the right one instead
         try:
             issue(deps, session, transition, recipient, user, actor, versions=versions)
             sent += 1
@@ -452,9 +460,15 @@ def send_due(deps: ServiceDeps, session: Session, transition: Transition, user: 
     return SendReport(sent=sent, not_sent=tuple(skipped))
 
 
+def needs_first_or_renewed_link(latest: Pack | None, now: datetime) -> bool:
+    """Sent nothing yet, or the link ran out. A revoked link is never sent again by itself: revoked by staff
+    (the wrong home?), by a later move or by the end of the placement, it stays revoked."""
+    return latest is None or (latest.revoked_at is None and latest.expires_at <= now)
+
+
 def _transition_for_change(deps: ServiceDeps, session: Session, transition_id: uuid.UUID, user: StaffView,
                            actor: Actor) -> Transition:
-    transition = session.get(Transition, transition_id)
+    transition = session.get(Transition, transition_id, with_for_update=True)  # one send at a time
     if transition is None:
         raise NotFoundError("transition")
     _child, access = open_child(deps, session, transition.child_id, user, actor, action=None)
@@ -495,6 +509,17 @@ def revoke_for_transition(deps: ServiceDeps, session: Session, transition_id: uu
         audit.record(session, deps.audit_chain, deps.clock, actor, "pack.revoked", object_type="pack",
                      object_id=pack.id, details={"reason_code": cause})
     return len(packs)
+
+
+def revoke_for_recipient(deps: ServiceDeps, session: Session, recipient_id: uuid.UUID, cause: str,
+                         actor: Actor) -> int:
+    now = deps.clock.now()
+    live = list(session.scalars(select(Pack).where(Pack.recipient_id == recipient_id, Pack.revoked_at.is_(None))))
+    for pack in live:
+        _revoke(session, pack, now, cause, None, None)
+        audit.record(session, deps.audit_chain, deps.clock, actor, "pack.revoked", object_type="pack",
+                     object_id=pack.id, details={"reason_code": cause})
+    return len(live)
 
 
 def revoke_for_placement_end(deps: ServiceDeps, session: Session, child_id: uuid.UUID,
@@ -574,6 +599,8 @@ class BoardRow:
     #: The recipient is entitled to something that changed since their latest pack (Lesson CH1.1).
     new_version_due: bool
     can_send: bool
+    #: Nothing sent yet, or the link ran out (a revoked link is not sent again by "send the remaining").
+    needs_link: bool
 
     @property
     def latest(self) -> PackState | None:
@@ -621,11 +648,13 @@ def _email_status(message: OutboxMessage | None) -> str:
 def board(deps: ServiceDeps, session: Session, transition: Transition, child: Child) -> Board:
     now = deps.clock.now()
     versions = current_versions(session, child.id)
-    recipients = list(session.scalars(select(TransitionRecipient).where(
-        TransitionRecipient.transition_id == transition.id, TransitionRecipient.removed_at.is_(None))
-        .order_by(TransitionRecipient.created_at, TransitionRecipient.id)))
     packs = list(session.scalars(select(Pack).where(Pack.transition_id == transition.id)
                                  .order_by(Pack.version.desc())))
+    with_packs = {p.recipient_id for p in packs}
+    recipients = [r for r in session.scalars(select(TransitionRecipient).where(
+        TransitionRecipient.transition_id == transition.id)
+        .order_by(TransitionRecipient.created_at, TransitionRecipient.id))
+        if r.removed_at is None or r.id in with_packs]  # a removed recipient's links stay on the record
     pack_ids = [p.id for p in packs]
     events: dict[uuid.UUID, dict[str, datetime]] = {}
     requests: dict[uuid.UUID, int] = {}
@@ -657,16 +686,19 @@ def board(deps: ServiceDeps, session: Session, transition: Transition, child: Ch
             information_requests=requests.get(p.id, 0), now=now) for p in mine]
         org = orgs.get(recipient.organisation_id) if recipient.organisation_id else None
         stale = False
-        if mine and mine[0].revoked_at in (None,) and org is not None:
+        if mine and mine[0].revoked_at is None and org is not None:
             stale = build(deps, session, child, transition, recipient, org, version=0, reference="",
                           versions=versions).digest != mine[0].content_digest
         rows.append(BoardRow(recipient_id=recipient.id, recipient_title=types[recipient.recipient_type].title,
                              organisation=org.name if org else "Not chosen yet",
                              address=(mine[0].address or "") if mine else (org.mailbox or "" if org else ""),
                              required=recipient.required, due_at=recipient.due_at, packs=states,
-                             new_version_due=stale, can_send=org is not None and bool(org.mailbox)))
+                             new_version_due=stale,
+                             can_send=recipient.removed_at is None and org is not None and bool(org.mailbox),
+                             needs_link=recipient.removed_at is None and needs_first_or_renewed_link(
+                                 mine[0] if mine else None, now)))
     return Board(rows=rows, now=now, stale=sum(1 for r in rows if r.new_version_due),
-                 unsent=sum(1 for r in rows if r.latest is None or (not r.latest.live and not r.new_version_due)))
+                 unsent=sum(1 for r in rows if r.can_send and r.needs_link))
 
 
 def transition_board(deps: ServiceDeps, transition_id: uuid.UUID, user: StaffView, actor: Actor) -> Board:
@@ -721,7 +753,7 @@ def access_log(deps: ServiceDeps, transition_id: uuid.UUID, recipient_id: uuid.U
 
 def allocated_worker_email(session: Session, child: Child) -> str | None:
     worker = session.get(StaffUser, child.allocated_worker_id) if child.allocated_worker_id else None
-    return worker.email if worker is not None else None
+    return worker.email if worker is not None and worker.status == "active" else None
 
 
 def staff_transition_url(deps: ServiceDeps, transition_id: uuid.UUID) -> str:

@@ -9,6 +9,8 @@ Viewing and downloading are logged but never count as receipt: only the confirma
 
 from __future__ import annotations
 
+import logging
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,6 +27,7 @@ from transitions.models import (
     PackCode,
     PackEvent,
     RecipientSession,
+    StaffUser,
     StoredBlob,
 )
 from transitions.pdf import PackDocument
@@ -33,9 +36,10 @@ from transitions.services import audit, outbox
 from transitions.services.audit import Actor
 from transitions.services.deps import ServiceDeps
 from transitions.services.errors import ServiceError
-from transitions.services.packs import allocated_worker_email, staff_transition_url
+from transitions.services.packs import allocated_worker_email, sender_name, staff_transition_url
 
 _CODE_PURPOSE = "recipient-code"
+log = logging.getLogger("transitions.receipt")
 
 
 class LinkUnknownError(ServiceError):
@@ -85,13 +89,15 @@ def _event(session: Session, deps: ServiceDeps, pack: Pack, action: str, actor: 
                           user_agent=(actor.user_agent or "")[:200] or None))
 
 
-def _sender(deps: ServiceDeps) -> str:
-    return f"{deps.settings.app.council_name} children's services"
-
-
 def _closed(deps: ServiceDeps, pack: Pack) -> LinkClosedError:
-    return LinkClosedError(_sender(deps), deps.settings.packs.sender_contact,
+    return LinkClosedError(sender_name(deps), deps.settings.packs.sender_contact,
                            replaced=pack.revoked_cause == "reissued")
+
+
+def _unavailable(deps: ServiceDeps, pack: Pack) -> LinkClosedError:
+    """A stored pack that cannot be found: the recipient is told who to contact, support is told why."""
+    log.error("pack %s: stored file missing", pack.id)
+    return _closed(deps, pack)
 
 
 def _live(deps: ServiceDeps, pack: Pack) -> bool:
@@ -115,29 +121,34 @@ class Landing:
     recipient_title: str
     expires_at: datetime
     contact: str
+    #: n•••@ward.nhs.uk: which mailbox the code goes to
+    address_hint: str
 
 
 def landing(deps: ServiceDeps, token: str, actor: Actor) -> Landing:
     """What the link's page may say: who sent it, for whom, until when. Nothing about the child."""
-    closed: LinkClosedError | None = None
     with deps.db.transaction() as session:
         pack = _by_token(deps, session, token)
-        if not _live(deps, pack):
-            _event(session, deps, pack, "refused", actor, "refused")
-            closed = _closed(deps, pack)
+        live = _live(deps, pack)
+        action = "link_fetched" if live else "refused"
+        since = deps.clock.now() - timedelta(hours=1)
+        logged = session.scalar(select(func.count()).select_from(PackEvent).where(
+            PackEvent.pack_id == pack.id, PackEvent.action == action, PackEvent.at > since)) or 0
+        if logged < deps.settings.packs.fetch_log_per_hour:  # scanners re-fetch: the log stays bounded
+            _event(session, deps, pack, action, actor, "ok" if live else "refused")
+        closed = None if live else _closed(deps, pack)
+        organisation = session.get(Organisation, pack.organisation_id)
+        page = Landing(sender=sender_name(deps), organisation=organisation.name if organisation else "",
+                       recipient_title=_type_title(deps, pack), expires_at=pack.expires_at,
+                       contact=deps.settings.packs.sender_contact, address_hint=mask(pack.address or ""))
     if closed is not None:  # raised after the commit, so the refusal stays in the access log
         raise closed
-    with deps.db.transaction() as session:
-        pack = _by_token(deps, session, token)
-        since = deps.clock.now() - timedelta(hours=1)
-        fetched = session.scalar(select(func.count()).select_from(PackEvent).where(
-            PackEvent.pack_id == pack.id, PackEvent.action == "link_fetched", PackEvent.at > since)) or 0
-        if fetched < deps.settings.packs.fetch_log_per_hour:
-            _event(session, deps, pack, "link_fetched", actor)
-        organisation = session.get(Organisation, pack.organisation_id)
-        return Landing(sender=_sender(deps), organisation=organisation.name if organisation else "",
-                       recipient_title=deps.definitions.recipient_types[pack.recipient_type].title,
-                       expires_at=pack.expires_at, contact=deps.settings.packs.sender_contact)
+    return page
+
+
+def _type_title(deps: ServiceDeps, pack: Pack) -> str:
+    found = deps.definitions.recipient_types.get(pack.recipient_type)
+    return found.title if found is not None else "Recipient"
 
 
 CODE_EMAIL = """Your code is {code}
@@ -167,11 +178,13 @@ def send_code(deps: ServiceDeps, token: str, actor: Actor) -> CodeSent:
     """POST "Send me a code": a new 6-digit code to the bound address, within the send limits (R20)."""
     rules = deps.settings.packs
     limited, sent = False, True
+    closed: LinkClosedError | None = None
     with deps.db.transaction() as session:
         pack = _by_token(deps, session, token, lock=True)  # one sender at a time per link: the limit holds
-        if not _live(deps, pack):
-            raise _closed(deps, pack)
         now = deps.clock.now()
+        if not _live(deps, pack):
+            _event(session, deps, pack, "code_sent", actor, "refused")
+            closed = _closed(deps, pack)
         hour = session.scalar(select(func.count()).select_from(PackCode).where(
             PackCode.pack_id == pack.id, PackCode.created_at > now - timedelta(hours=1))) or 0
         day = session.scalar(select(func.count()).select_from(PackCode).where(
@@ -179,7 +192,9 @@ def send_code(deps: ServiceDeps, token: str, actor: Actor) -> CodeSent:
         newest = session.scalars(select(PackCode).where(PackCode.pack_id == pack.id, PackCode.used_at.is_(None),
                                                         PackCode.voided.is_(False))
                                  .order_by(PackCode.created_at.desc())).first()
-        if newest is not None and newest.created_at > now - timedelta(seconds=rules.code_resend_seconds):
+        if closed is not None:
+            pass
+        elif newest is not None and newest.created_at > now - timedelta(seconds=rules.code_resend_seconds):
             # A second press within the minute (a scanner pressing every button, or an impatient nurse) sends
             # nothing, so the code already on its way keeps working.
             _event(session, deps, pack, "code_sent", actor, "repeat")
@@ -203,45 +218,49 @@ def send_code(deps: ServiceDeps, token: str, actor: Actor) -> CodeSent:
                            idempotency_key=f"pack-code-{row.id}")
             _event(session, deps, pack, "code_sent", actor)
         address = pack.address or ""
+    if closed is not None:
+        raise closed
     if limited:
         raise RecipientLimitError("Too many codes have been sent for this link. Use the last code we sent, or "
                                   "try again in an hour.", 3600)
     return CodeSent(mask(address), sent)
 
 
-def _limit_entries(deps: ServiceDeps, session: Session, pack: Pack) -> None:
+def _over_entry_limit(deps: ServiceDeps, session: Session, pack: Pack) -> RecipientLimitError | None:
     since = deps.clock.now() - timedelta(minutes=5)
     tries = session.scalar(select(func.count()).select_from(PackEvent).where(
-        PackEvent.pack_id == pack.id, PackEvent.action.in_(["code_wrong", "verified", "code_entered"]),
+        PackEvent.pack_id == pack.id, PackEvent.action.in_(["code_wrong", "verified"]),
         PackEvent.at > since)) or 0
     if tries >= deps.settings.packs.verify_attempts_per_5_minutes:
-        raise RecipientLimitError("Too many codes have been entered for this link. Wait 5 minutes and try again.",
-                                  300)
+        return RecipientLimitError("Too many codes have been entered for this link. Wait 5 minutes and try again.",
+                                   300)
+    return None
 
 
 def verify(deps: ServiceDeps, token: str, code: str, actor: Actor) -> str:
     """POST the code. Right: a new recipient session id (for the cookie). Wrong: how many tries are left."""
-    typed = "".join(code.split())
+    typed = "".join(unicodedata.normalize("NFKC", code[:100]).split())  # full-width digits are digits
     if not typed:
         raise CodeRejectedError("Enter the 6-digit code from the email")
-    if not typed.isdigit() or len(typed) != 6:
+    if not (typed.isascii() and typed.isdigit()) or len(typed) != 6:
         raise CodeRejectedError("The code must be 6 numbers, like 123456")
     rules = deps.settings.packs
-    rejected: CodeRejectedError | None = None
+    rejected: ServiceError | None = None
     with deps.db.transaction() as session:
         pack = _by_token(deps, session, token, lock=True)
-        if not _live(deps, pack):
-            raise _closed(deps, pack)
-        _limit_entries(deps, session, pack)
         now = deps.clock.now()
         row = session.scalars(select(PackCode).where(PackCode.pack_id == pack.id, PackCode.used_at.is_(None),
                                                      PackCode.voided.is_(False))
                               .order_by(PackCode.created_at.desc())).first()
+        refusal = _closed(deps, pack) if not _live(deps, pack) else _over_entry_limit(deps, session, pack)
         key = _code_key(deps, row.key_id) if row is not None else None
-        if row is None or key is None or row.expires_at <= now:
+        if refusal is not None:  # closed or over the limit: logged, committed, then refused
+            _event(session, deps, pack, "code_wrong", actor, "refused")
+            rejected = refusal
+        elif row is None or key is None or row.expires_at <= now:
             _event(session, deps, pack, "code_wrong", actor, "refused")
             rejected = CodeRejectedError("That code has expired or was replaced. Ask for a new code.")
-        elif not equal(row.code_mac, code_mac(key, str(pack.id), typed)):
+        elif not equal(row.code_mac, code_mac(key, str(pack.id), typed)):  # (key and row are set here)
             # Counted and committed before the answer goes back, so parallel guesses all count.
             row.wrong_attempts += 1
             _event(session, deps, pack, "code_wrong", actor, "refused")
@@ -278,8 +297,9 @@ def _code_key(deps: ServiceDeps, key_id: str) -> bytes | None:
 # ---- the verified session ---------------------------------------------------------------------------------
 
 
-def _open(deps: ServiceDeps, session: Session, sid: str | None) -> Pack:
-    """The pack of a live recipient session; expiry and revocation are checked at every request."""
+def _open(deps: ServiceDeps, session: Session, sid: str | None, *, lock: bool = False) -> Pack:
+    """The pack of a live recipient session; expiry and revocation are checked at every request. (An expired
+    session's row is left for `tick` to remove: this request only refuses.)"""
     if not sid or not 20 <= len(sid) <= 100:
         raise RecipientSessionEndedError("no session")
     row = session.get(RecipientSession, token_hash(sid))
@@ -289,13 +309,11 @@ def _open(deps: ServiceDeps, session: Session, sid: str | None) -> Pack:
     now = deps.clock.now()
     if (row.last_seen_at + timedelta(minutes=rules.session_idle_minutes) <= now
             or row.created_at + timedelta(minutes=rules.session_absolute_minutes) <= now):
-        session.delete(row)
         raise RecipientSessionEndedError("expired")
-    pack = session.get(Pack, row.pack_id)
+    pack = session.get(Pack, row.pack_id, with_for_update=lock)
     if pack is None:
         raise RecipientSessionEndedError("no pack")
     if not _live(deps, pack):
-        session.delete(row)
         raise _closed(deps, pack)
     row.last_seen_at = now
     return pack
@@ -303,7 +321,8 @@ def _open(deps: ServiceDeps, session: Session, sid: str | None) -> Pack:
 
 def _snapshot(deps: ServiceDeps, session: Session, pack: Pack) -> PackDocument:
     blob = session.get(StoredBlob, pack.snapshot_blob_id)
-    assert blob is not None
+    if blob is None:
+        raise _unavailable(deps, pack)
     return from_json(deps.blob_cipher.decrypt(blob.ciphertext, context=blob.context))
 
 
@@ -352,7 +371,8 @@ def download(deps: ServiceDeps, sid: str | None, actor: Actor) -> PackFile:
     with deps.db.transaction() as session:
         pack = _open(deps, session, sid)
         blob = session.get(StoredBlob, pack.pdf_blob_id)
-        assert blob is not None
+        if blob is None:
+            raise _unavailable(deps, pack)
         _event(session, deps, pack, "downloaded", actor)
         audit.record(session, deps.audit_chain, deps.clock, actor, "pack.downloaded", object_type="pack",
                      object_id=pack.id)
@@ -369,6 +389,9 @@ def photo(deps: ServiceDeps, sid: str | None) -> bytes | None:
 def _notify_worker(deps: ServiceDeps, session: Session, pack: Pack, subject: str, body: str, key: str) -> None:
     child = session.get(Child, pack.child_id)
     address = allocated_worker_email(session, child) if child is not None else None
+    if not address:  # no allocated worker (or not active): the person who sent the pack is told instead
+        sender = session.get(StaffUser, pack.created_by)
+        address = sender.email if sender is not None and sender.status == "active" else None
     if address:
         outbox.enqueue(session, deps.clock.now(), to=address, subject=subject, body=body, purpose="pack_notice",
                        idempotency_key=key)
@@ -405,7 +428,7 @@ def confirm(deps: ServiceDeps, sid: str | None, name: str, role: str, attested: 
         errors["attested"] = ("Confirm that you have read the pack and it is available to the staff caring for "
                               "the child")
     with deps.db.transaction() as session:
-        pack = _open(deps, session, sid)
+        pack = _open(deps, session, sid, lock=True)  # two presses at once: one confirmation
         if errors:
             raise ReceiptInvalidError(errors)
         if pack.confirmed_at is None:
@@ -418,7 +441,7 @@ def confirm(deps: ServiceDeps, sid: str | None, name: str, role: str, attested: 
             organisation = session.get(Organisation, pack.organisation_id)
             _notify_worker(deps, session, pack, f"Pack {pack.reference} confirmed", CONFIRMED_EMAIL.format(
                 organisation=organisation.name if organisation else "", reference=pack.reference,
-                recipient=deps.definitions.recipient_types[pack.recipient_type].title, version=pack.version,
+                recipient=_type_title(deps, pack), version=pack.version,
                 name=name, role=role, url=staff_transition_url(deps, pack.transition_id)),
                 f"pack-confirmed-{pack.id}")
         return _view(deps, session, pack, sid or "")
@@ -428,7 +451,7 @@ def request_information(deps: ServiceDeps, sid: str | None, sections: list[str],
                         actor: Actor) -> None:
     """Lesson CH6.1: the receiving service pulls what is missing; it reaches the allocated social worker."""
     known = deps.definitions.sections
-    chosen = [s for s in sections if s in known]
+    chosen = [s for s in dict.fromkeys(sections) if s in known]
     errors = {}
     text = reason.strip()
     if not chosen:
@@ -457,7 +480,7 @@ def request_information(deps: ServiceDeps, sid: str | None, sections: list[str],
         organisation = session.get(Organisation, pack.organisation_id)
         _notify_worker(deps, session, pack, f"Information requested for pack {pack.reference}", REQUEST_EMAIL.format(
             organisation=organisation.name if organisation else "", reference=pack.reference,
-            recipient=deps.definitions.recipient_types[pack.recipient_type].title, version=pack.version,
+            recipient=_type_title(deps, pack), version=pack.version,
             sections=", ".join(known[c].title for c in chosen), url=staff_transition_url(deps, pack.transition_id)),
             f"pack-request-{request.id}")
 

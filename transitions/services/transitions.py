@@ -663,6 +663,7 @@ def remove_recipient(deps: ServiceDeps, transition_id: uuid.UUID, recipient_id: 
         recipient.removed_at = deps.clock.now()
         recipient.removed_by = user.id
         recipient.removed_reason = text
+        packs.revoke_for_recipient(deps, session, recipient.id, "removed", actor)  # its link stops working too
         audit.record(session, deps.audit_chain, deps.clock, actor, "transition.recipient_removed",
                      object_type="transition", object_id=transition.id,
                      details={"purpose": recipient.recipient_type})
@@ -729,6 +730,7 @@ def change_status(deps: ServiceDeps, transition_id: uuid.UUID, action: str, reas
     """draft → ready → (approved) → sent; cancel with a reason. Invalid steps are refused with a clear message."""
     with deps.db.transaction() as session:
         transition, kind, child = _editable(deps, session, transition_id, user, actor)
+        session.refresh(transition, with_for_update=True)  # one step at a time: two "send" presses send once
         if base_version is not None and base_version != transition.version:
             raise TransitionStepError("Someone else changed this transition since you opened it: check it again")
         check = _checklist(deps, session, transition, kind, child, user, True)

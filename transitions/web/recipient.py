@@ -36,12 +36,22 @@ bp = Blueprint("recipient", __name__)
 
 
 def same_origin() -> None:
-    """Refuse a POST whose Origin (or, lacking one, Referer) is not this service's configured address."""
-    expected = urlsplit(deps().settings.app.public_base_url)
+    """Refuse a POST whose Origin (or, lacking one, Referer) is not this service: the configured address's
+    scheme and port, and one of its host names (compared as host names: case and default ports do not matter)."""
+    app = deps().settings.app
+    expected = urlsplit(app.public_base_url)
     sent = request.headers.get("Origin") or request.headers.get("Referer") or ""
-    got = urlsplit(sent)
-    if not sent or (got.scheme, got.netloc) != (expected.scheme, expected.netloc):
+    try:
+        got = urlsplit(sent)
+        ports = (got.port or _DEFAULT_PORTS.get(got.scheme), expected.port or _DEFAULT_PORTS.get(expected.scheme))
+    except ValueError:  # a port that is not a number
+        raise CSRFError("The request did not come from this service's own page.") from None
+    hosts = {h.lower() for h in (*app.trusted_hosts, expected.hostname or "")}
+    if not sent or got.scheme != expected.scheme or (got.hostname or "") not in hosts or ports[0] != ports[1]:
         raise CSRFError("The request did not come from this service's own page.")
+
+
+_DEFAULT_PORTS = {"https": 443, "http": 80}
 
 
 def _actor() -> Actor:
@@ -116,11 +126,12 @@ def send_code(token: str) -> BaseResponse:
 @public
 @rate_limited
 def enter_code(token: str) -> str | BaseResponse:
-    if request.method == "GET":
-        receipt.landing(deps(), token, _actor())  # an expired or revoked link says so here, not after typing
+    if request.method == "POST":
+        same_origin()  # first: a forged POST learns nothing, not even whether the link exists
+    # An expired or revoked link says so here, not after typing; the page names the mailbox to look in.
+    page = receipt.landing(deps(), token, _actor())
     form = RecipientCodeForm()
     if request.method == "POST":
-        same_origin()
         try:
             sid = receipt.verify(deps(), token, form.code.data or "", _actor())
         except receipt.CodeRejectedError as exc:
@@ -129,7 +140,7 @@ def enter_code(token: str) -> str | BaseResponse:
             response = redirect(url_for("recipient.pack"))
             _set_cookie(response, sid)
             return response
-    return render_template("recipient/code.html", form=form, token=token, resend=SendCodeForm(),
+    return render_template("recipient/code.html", form=form, token=token, resend=SendCodeForm(), page=page,
                            waiting=request.args.get("wait") == "1")
 
 
@@ -180,8 +191,10 @@ def confirm() -> str | BaseResponse:
 
 @bp.get("/recipient/confirmed")
 @public
-def confirmed() -> str:
+def confirmed() -> str | BaseResponse:
     view = receipt.view(deps(), _sid(), _actor(), log=False)
+    if view.confirmed_at is None:  # typed in before confirming
+        return redirect(url_for("recipient.pack"))
     return render_template("recipient/confirmed.html", view=view)
 
 

@@ -88,7 +88,7 @@ def run(n: int = 15, warmup: int = 2) -> dict[str, Any]:
                 if aes:
                     pdf = encrypt_pdf(pdf, new_pdf_password(), document.appendices)
                 packs.store_blob(deps, session, "pack-pdf", "application/pdf", pdf)
-                packs.store_blob(deps, session, "pack-snapshot", "application/json", to_json(built.document))
+                packs.store_blob(deps, session, "pack-snapshot", "application/json", to_json(document))
                 return pdf
 
         with deps.db.transaction() as session:

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 # (performance.md L9). The document classes and errors above import nothing but the standard library.
 _LAZY = {
     "encrypt_pdf": ".encrypt",
+    "encrypt_pack": ".encrypt",
     "new_pdf_password": ".encrypt",
     "PackFonts": ".fonts",
     "load_fonts": ".fonts",
@@ -78,6 +79,7 @@ __all__ = [
     "PackTooLargeError",
     "RestrictedPersonLine",
     "build_story",
+    "encrypt_pack",
     "encrypt_pdf",
     "harden_reportlab",
     "load_fonts",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 MARKING = "OFFICIAL-SENSITIVE"
@@ -93,12 +93,33 @@ class PackDocument:
         return next((s for s in self.sections if s.code == code), None)
 
 
+def _items_json(items: tuple[PackItem, ...]) -> list[dict[str, str]]:
+    return [{"label": i.label, "value": i.value, "field_id": i.field_id} for i in items]
+
+
 def to_json(doc: PackDocument) -> bytes:
-    """The document as stored with the pack (appendices are not kept here: they are in the PDF)."""
-    data = asdict(doc)
-    data.pop("appendices", None)
-    photo = doc.first_page.photo
-    data["first_page"]["photo"] = base64.b64encode(photo).decode("ascii") if photo else None
+    """The document as stored with the pack (appendices are not kept here: they are in the PDF). Written out
+    field by field rather than with dataclasses.asdict, which deep-copies every value (3 ms a pack)."""
+    fp = doc.first_page
+    data = {
+        "reference": doc.reference, "version": doc.version, "prepared_for": doc.prepared_for,
+        "recipient_title": doc.recipient_title, "prepared_on": doc.prepared_on,
+        "sending_authority": doc.sending_authority, "sender_contact": doc.sender_contact, "marking": doc.marking,
+        "first_page": {
+            "preferred_name": fp.preferred_name, "legal_name": fp.legal_name, "date_of_birth": fp.date_of_birth,
+            "photo": base64.b64encode(fp.photo).decode("ascii") if fp.photo else None,
+            "photo_taken_on": fp.photo_taken_on, "key_risks": list(fp.key_risks),
+            "restricted_persons": [{"name": p.name, "relationship": p.relationship, "reasons": list(p.reasons)}
+                                   for p in fp.restricted_persons],
+            "out_of_hours": [list(pair) for pair in fp.out_of_hours],
+        },
+        "sections": [{
+            "code": s.code, "title": s.title, "level": s.level, "version": s.version, "reviewed": s.reviewed,
+            "items": _items_json(s.items), "entry_plural": s.entry_plural, "documents": list(s.documents),
+            "entries": [{"title": e.title, "items": _items_json(e.items), "restricted": e.restricted}
+                        for e in s.entries],
+        } for s in doc.sections],
+    }
     return json.dumps(data, ensure_ascii=False, sort_keys=True).encode("utf-8")
 
 

@@ -31,6 +31,11 @@ def new_pdf_password() -> str:
 
 
 def encrypt_pdf(pdf: bytes, password: str, appendices: Sequence[tuple[str, bytes]] = ()) -> bytes:
+    """:func:`encrypt_pack` without the page count."""
+    return encrypt_pack(pdf, password, appendices)[0]
+
+
+def encrypt_pack(pdf: bytes, password: str, appendices: Sequence[tuple[str, bytes]] = ()) -> tuple[bytes, int]:
     """The pack with every page of each appendix (title, PDF bytes) after its own pages, encrypted for
     ``password`` with AES-256 (R6). Printing and accessibility are allowed; changes and copying are not.
 
@@ -69,8 +74,11 @@ def encrypt_pdf(pdf: bytes, password: str, appendices: Sequence[tuple[str, bytes
             with out.open_outline() as outline:
                 outline.root[:] = [pikepdf.OutlineItem(title, index) for title, index in marks]
         buffer = io.BytesIO()
+        pages = len(out.pages)
         out.save(
             buffer,
+            # Streams stay as they are (ReportLab's are compressed already): recompressing them costs 3 ms.
+            compress_streams=False,
             encryption=pikepdf.Encryption(
                 user=password,
                 owner=secrets.token_urlsafe(32),  # random and discarded
@@ -89,4 +97,4 @@ def encrypt_pdf(pdf: bytes, password: str, appendices: Sequence[tuple[str, bytes
                 ),
             ),
         )
-    return buffer.getvalue()
+    return buffer.getvalue(), pages

@@ -10,7 +10,6 @@ Need-to-know comes from forms/recipients.toml field by field: a section shared i
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import secrets
 import uuid
@@ -148,9 +147,11 @@ def _items(rtype: RecipientType, section: SectionDef, fields: Iterable[FieldDef]
 def _profile_items(deps: ServiceDeps, session: Session, rtype: RecipientType, child: Child,
                    transition: Transition) -> tuple[PackItem, ...]:
     codes = deps.definitions.code_lists
+    ids = {i for i in (child.responsible_la_id, child.current_placement_id, transition.destination_id) if i}
+    orgs = {o.id: o for o in session.scalars(select(Organisation).where(Organisation.id.in_(ids)))}
 
     def org_text(org_id: uuid.UUID | None) -> str:
-        org = session.get(Organisation, org_id) if org_id else None
+        org = orgs.get(org_id) if org_id else None
         if org is None:
             return ""
         return org.name + (("\n" + org.address) if org.address else "")
@@ -299,13 +300,21 @@ def store_blob(deps: ServiceDeps, session: Session, purpose: str, content_type: 
     return blob
 
 
-def _attachment_bytes(deps: ServiceDeps, session: Session, child_id: uuid.UUID, attachment_id: uuid.UUID
-                      ) -> bytes | None:
-    attachment = session.get(Attachment, attachment_id)
-    if attachment is None or attachment.child_id != child_id:
-        return None
-    blob = session.get(StoredBlob, attachment.blob_id)
-    return deps.blob_cipher.decrypt(blob.ciphertext, context=blob.context) if blob is not None else None
+def _attachment_bytes(deps: ServiceDeps, session: Session, child_id: uuid.UUID, ids: list[uuid.UUID]
+                      ) -> dict[uuid.UUID, bytes]:
+    """The decrypted files of these attachments of this child, read in two queries."""
+    if not ids:
+        return {}
+    attachments = {a.id: a for a in session.scalars(select(Attachment).where(Attachment.id.in_(ids),
+                                                                              Attachment.child_id == child_id))}
+    blobs = {b.id: b for b in session.scalars(select(StoredBlob).where(
+        StoredBlob.id.in_([a.blob_id for a in attachments.values()])))} if attachments else {}
+    found = {}
+    for attachment_id, attachment in attachments.items():
+        blob = blobs.get(attachment.blob_id)
+        if blob is not None:
+            found[attachment_id] = deps.blob_cipher.decrypt(blob.ciphertext, context=blob.context)
+    return found
 
 
 def new_reference() -> str:
@@ -315,12 +324,14 @@ def new_reference() -> str:
 
 def materialise(deps: ServiceDeps, session: Session, child: Child, built: Built) -> PackDocument:
     """The built document with the bytes of its photo and attached documents read (decrypted) in."""
-    photo = _attachment_bytes(deps, session, child.id, built.photo) if built.photo else None
+    files = _attachment_bytes(deps, session, child.id,
+                              ([built.photo] if built.photo else []) + [a for _, a in built.documents])
+    photo = files.get(built.photo) if built.photo else None
     if built.photo and photo is None:
         raise TransitionStepError("The child's photo could not be read: upload it again, then send")
     appendices = []
     for label, attachment_id in built.documents:
-        data = _attachment_bytes(deps, session, child.id, attachment_id)
+        data = files.get(attachment_id)
         if data is None:  # never say "attached" of a file that is not there
             raise TransitionStepError(f"The document '{label}' could not be read: upload it again, then send")
         appendices.append((label, data))
@@ -331,15 +342,11 @@ def materialise(deps: ServiceDeps, session: Session, child: Child, built: Built)
 def render(deps: ServiceDeps, document: PackDocument) -> tuple[bytes, str, int]:
     """The pack as an AES-256 PDF (its attached documents appended), its password and its page count."""
     # Imported here: ReportLab and pikepdf cost 0.1 s to import, which commands that draw no pack need not pay.
-    from transitions.pdf import encrypt_pdf, load_fonts, new_pdf_password, render_pack
+    from transitions.pdf import encrypt_pack, load_fonts, new_pdf_password, render_pack
 
     plain = render_pack(document, load_fonts(PDF_FONTS_DIR), max_pages=deps.settings.packs.max_pages)
     password = new_pdf_password()
-    encrypted = encrypt_pdf(plain, password, document.appendices)
-    import pikepdf
-
-    with pikepdf.open(io.BytesIO(encrypted), password=password) as pdf:
-        pages = len(pdf.pages)
+    encrypted, pages = encrypt_pack(plain, password, document.appendices)
     return encrypted, password, pages
 
 

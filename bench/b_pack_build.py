@@ -65,7 +65,7 @@ def run(n: int = 15, warmup: int = 2) -> dict[str, Any]:
     from transitions.paths import PDF_FONTS_DIR
     from transitions.pdf import build_story, encrypt_pdf, load_fonts, new_pdf_password, render_pack, template_kwargs
     from transitions.pdf.document import to_json
-    from transitions.services import packs
+    from transitions.services import packs, storage
 
     with tempfile.TemporaryDirectory() as folder:
         app, deps, _world, transition_id = _setup(Path(folder))
@@ -87,8 +87,8 @@ def run(n: int = 15, warmup: int = 2) -> dict[str, Any]:
                 pdf = render_pack(document, fonts, max_pages=deps.settings.packs.max_pages)
                 if aes:
                     pdf = encrypt_pdf(pdf, new_pdf_password(), document.appendices)
-                packs.store_blob(deps, session, "pack-pdf", "application/pdf", pdf)
-                packs.store_blob(deps, session, "pack-snapshot", "application/json", to_json(document))
+                storage.store_blob(deps, session, "pack-pdf", "application/pdf", pdf)
+                storage.store_blob(deps, session, "pack-snapshot", "application/json", to_json(document))
                 return pdf
 
         with deps.db.transaction() as session:

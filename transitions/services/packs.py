@@ -50,7 +50,7 @@ from transitions.pdf import (
     RestrictedPersonLine,
 )
 from transitions.pdf.document import to_json
-from transitions.services import audit, outbox
+from transitions.services import audit, outbox, storage
 from transitions.services.accounts import StaffView
 from transitions.services.audit import Actor
 from transitions.services.children import RESTRICTED_STATUSES, current_versions, open_child
@@ -292,14 +292,6 @@ def sender_name(deps: ServiceDeps) -> str:
 # ---- issuing ----------------------------------------------------------------------------------------------
 
 
-def store_blob(deps: ServiceDeps, session: Session, purpose: str, content_type: str, data: bytes) -> StoredBlob:
-    blob = StoredBlob(id=uuid.uuid4(), purpose=purpose, content_type=content_type, size=len(data),
-                      sha256=hashlib.sha256(data).digest(), ciphertext=b"", created_at=deps.clock.now())
-    blob.ciphertext = deps.blob_cipher.encrypt(data, context=blob.context)
-    session.add(blob)
-    return blob
-
-
 def _attachment_bytes(deps: ServiceDeps, session: Session, child_id: uuid.UUID, ids: list[uuid.UUID]
                       ) -> dict[uuid.UUID, bytes]:
     """The decrypted files of these attachments of this child, read in two queries."""
@@ -398,8 +390,8 @@ def issue(deps: ServiceDeps, session: Session, transition: Transition, recipient
             "Shorten the longest answers in the child's record (summarise, and attach documents instead), then "
             "send again.") from None
     token = new_token()
-    pdf_blob = store_blob(deps, session, "pack-pdf", "application/pdf", pdf)
-    snapshot_blob = store_blob(deps, session, "pack-snapshot", "application/json", to_json(document))
+    pdf_blob = storage.store_blob(deps, session, "pack-pdf", "application/pdf", pdf)
+    snapshot_blob = storage.store_blob(deps, session, "pack-snapshot", "application/json", to_json(document))
     session.flush()
     pack = Pack(id=uuid.uuid4(), child_id=child.id, transition_id=transition.id, recipient_id=recipient.id,
                 version=version, reference=reference, recipient_type=recipient.recipient_type,
@@ -506,27 +498,26 @@ def _revoke(session: Session, pack: Pack, now: datetime, cause: str, by: uuid.UU
     session.execute(delete(RecipientSession).where(RecipientSession.pack_id == pack.id))
 
 
-def revoke_for_transition(deps: ServiceDeps, session: Session, transition_id: uuid.UUID, cause: str,
-                          actor: Actor) -> int:
-    """Every live link of a transition stops working now (superseded or cancelled)."""
+def _revoke_live(deps: ServiceDeps, session: Session, which: Any, cause: str, actor: Actor) -> int:
     now = deps.clock.now()
-    packs = list(session.scalars(select(Pack).where(Pack.transition_id == transition_id, Pack.revoked_at.is_(None))))
-    for pack in packs:
-        _revoke(session, pack, now, cause, None, None)
-        audit.record(session, deps.audit_chain, deps.clock, actor, "pack.revoked", object_type="pack",
-                     object_id=pack.id, details={"reason_code": cause})
-    return len(packs)
-
-
-def revoke_for_recipient(deps: ServiceDeps, session: Session, recipient_id: uuid.UUID, cause: str,
-                         actor: Actor) -> int:
-    now = deps.clock.now()
-    live = list(session.scalars(select(Pack).where(Pack.recipient_id == recipient_id, Pack.revoked_at.is_(None))))
+    live = list(session.scalars(select(Pack).where(which, Pack.revoked_at.is_(None))))
     for pack in live:
         _revoke(session, pack, now, cause, None, None)
         audit.record(session, deps.audit_chain, deps.clock, actor, "pack.revoked", object_type="pack",
                      object_id=pack.id, details={"reason_code": cause})
     return len(live)
+
+
+def revoke_for_transition(deps: ServiceDeps, session: Session, transition_id: uuid.UUID, cause: str,
+                          actor: Actor) -> int:
+    """Every live link of a transition stops working now (superseded or cancelled)."""
+    return _revoke_live(deps, session, Pack.transition_id == transition_id, cause, actor)
+
+
+def revoke_for_recipient(deps: ServiceDeps, session: Session, recipient_id: uuid.UUID, cause: str,
+                         actor: Actor) -> int:
+    """A recipient taken off the transition keeps no working link."""
+    return _revoke_live(deps, session, Pack.recipient_id == recipient_id, cause, actor)
 
 
 def revoke_for_placement_end(deps: ServiceDeps, session: Session, child_id: uuid.UUID,

@@ -7,7 +7,6 @@ is wrong the person does not have to choose the file again: the page keeps a ref
 
 from __future__ import annotations
 
-import hashlib
 import json
 import uuid
 from collections.abc import Mapping
@@ -21,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from transitions.formdefs import FieldDef, SectionDef
 from transitions.models import Attachment, Child, Role, SectionVersion, StaffUser, StoredBlob
-from transitions.services import audit
+from transitions.services import audit, storage
 from transitions.services.accounts import StaffView
 from transitions.services.audit import Actor
 from transitions.services.children import current_versions, open_child
@@ -128,9 +127,7 @@ def _check_upload(deps: ServiceDeps, f: FieldDef, upload: Upload) -> tuple[bytes
 def store_attachment(deps: ServiceDeps, session: Session, child_id: uuid.UUID, section: SectionDef, f: FieldDef,
            data: bytes, media_type: str, filename: str, user: StaffView, actor: Actor) -> dict[str, str]:
     now = deps.clock.now()
-    blob = StoredBlob(id=uuid.uuid4(), purpose=f"attachment-{f.type}", content_type=media_type, size=len(data),
-                      sha256=hashlib.sha256(data).digest(), ciphertext=b"", created_at=now)
-    blob.ciphertext = deps.blob_cipher.encrypt(data, context=blob.context)
+    blob = storage.store_blob(deps, session, f"attachment-{f.type}", media_type, data)
     name = safe_display_name(filename, default="photo.jpg" if f.type == "photo" else "document.pdf")
     # The stored type decides the name's extension, never the uploader: a photo is a JPEG now, and a
     # document is a PDF (so a download cannot be opened as .html or .hta whatever it was called).
@@ -139,7 +136,6 @@ def store_attachment(deps: ServiceDeps, session: Session, child_id: uuid.UUID, s
                             section_code=section.code, field_id=f.id, media_type=media_type, size=len(data),
                             uploaded_by=user.id, created_at=now, in_use=False)
     attachment.display_name = name
-    session.add(blob)
     session.flush()  # the blob row first: the attachment's foreign key points at it
     session.add(attachment)
     audit.record(session, deps.audit_chain, deps.clock, actor, "attachment.uploaded", object_type="attachment",

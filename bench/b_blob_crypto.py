@@ -53,7 +53,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from ratio import interleaved, summarise  # noqa: E402
+from ratio import interleaved, summarise, verdict  # noqa: E402
 
 SPEED_TARGET, SPEED_ALARM = 0.8, 0.6  # throughput ratio, ours ÷ one-shot AES-GCM: higher is better
 STREAM_MEM_TARGET, STREAM_MEM_ALARM = 1.2, 2.0  # peak extra memory of the stream round trip ÷ blob size
@@ -94,14 +94,6 @@ def verdict_at_least(median: float, target: float, alarm: float) -> str:
         return "ALARM"
     if median < target:
         return "under target"
-    return "ok"
-
-
-def verdict_at_most(value: float, target: float, alarm: float) -> str:
-    if value > alarm:
-        return "ALARM"
-    if value > target:
-        return "over target"
     return "ok"
 
 
@@ -319,7 +311,7 @@ def run_memory_size(size_mib: int) -> dict[str, Any]:
         "better": "lower",
         "target": STREAM_MEM_TARGET,
         "alarm": STREAM_MEM_ALARM,
-        "verdict": verdict_at_most(stream, STREAM_MEM_TARGET, STREAM_MEM_ALARM),
+        "verdict": verdict(stream, STREAM_MEM_TARGET, STREAM_MEM_ALARM),
         "figures": figures,
         "unit": "bytes; ratio = peak extra ÷ blob size (max of tracemalloc and VmHWM − VmRSS for the verdict)",
     }

@@ -42,7 +42,9 @@ from transitions.pdf import (
     PackSection,
     PackTooLargeError,
     RestrictedPersonLine,
+    appendix_stamp,
     build_story,
+    encrypt_pack,
     encrypt_pdf,
     harden_reportlab,
     load_fonts,
@@ -534,6 +536,29 @@ def test_appendix_pages_follow_the_pack_without_their_metadata(small_pack: tuple
             marks = [(item.title, pdf.pages.index(pikepdf.Page(item.destination[0]))) for item in outline.root]
     assert marks == [("Handover pack", 0), ("Care plan March 2026", pack_pages),
                      ("Risk assessment", pack_pages + 1)]
+
+
+def test_attached_documents_carry_the_marking_and_lose_their_links(small_pack: tuple[PackDocument, bytes],
+                                                                     fonts: PackFonts) -> None:
+    doc, plain = small_pack
+    pack_pages = len(pypdf.PdfReader(io.BytesIO(plain)).pages)
+    linked = pikepdf.open(io.BytesIO(appendix_pdf(2, "HEALTH PLAN")))
+    link = pikepdf.Dictionary(Type=pikepdf.Name.Annot, Subtype=pikepdf.Name.Link, Rect=[0, 0, 50, 50],
+                              A=pikepdf.Dictionary(S=pikepdf.Name.URI, URI="https://tracker.example/p.gif"))
+    linked.pages[0].obj["/Annots"] = linked.make_indirect(pikepdf.Array([linked.make_indirect(link)]))
+    source = io.BytesIO()
+    linked.save(source)
+    password = new_pdf_password()
+    encrypted, pages = encrypt_pack(plain, password, [("Health plan", source.getvalue())],
+                                    appendix_stamp(doc, fonts))
+    texts = page_texts(encrypted, password)
+    assert pages == len(texts) == pack_pages + 2
+    for text in texts[pack_pages:]:
+        assert "OFFICIAL-SENSITIVE" in text and f"{doc.reference}: document attached" in text
+        assert "HEALTH PLAN page" in text
+    with pikepdf.open(io.BytesIO(encrypted), password=password) as pdf:
+        assert all("/Annots" not in page.obj for page in pdf.pages[pack_pages:])
+        assert "tracker.example" not in " ".join(repr(o) for o in pdf.objects)
 
 
 def test_encrypt_pdf_keeps_only_neutral_document_information() -> None:

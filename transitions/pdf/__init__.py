@@ -47,7 +47,7 @@ _LAZY = {
     "new_pdf_password": ".encrypt",
     "PackFonts": ".fonts",
     "load_fonts": ".fonts",
-    **{name: ".render" for name in ("MAX_PAGES", "MISSING_CODE", "MISSING_TITLE", "build_story",
+    **{name: ".render" for name in ("MAX_PAGES", "appendix_stamp", "MISSING_CODE", "MISSING_TITLE", "build_story",
                                      "harden_reportlab", "pack_canvas", "page_furniture", "para_text",
                                      "render_pack", "template_kwargs")},
 }
@@ -78,6 +78,7 @@ __all__ = [
     "PackSection",
     "PackTooLargeError",
     "RestrictedPersonLine",
+    "appendix_stamp",
     "build_story",
     "encrypt_pack",
     "encrypt_pdf",

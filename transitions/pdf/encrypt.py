@@ -31,11 +31,12 @@ def new_pdf_password() -> str:
 
 
 def encrypt_pdf(pdf: bytes, password: str, appendices: Sequence[tuple[str, bytes]] = ()) -> bytes:
-    """:func:`encrypt_pack` without the page count."""
+    """:func:`encrypt_pack` without the page count or a stamp."""
     return encrypt_pack(pdf, password, appendices)[0]
 
 
-def encrypt_pack(pdf: bytes, password: str, appendices: Sequence[tuple[str, bytes]] = ()) -> tuple[bytes, int]:
+def encrypt_pack(pdf: bytes, password: str, appendices: Sequence[tuple[str, bytes]] = (),
+                 stamp: bytes | None = None) -> tuple[bytes, int]:
     """The pack with every page of each appendix (title, PDF bytes) after its own pages, encrypted for
     ``password`` with AES-256 (R6). Printing and accessibility are allowed; changes and copying are not.
 
@@ -61,6 +62,10 @@ def encrypt_pack(pdf: bytes, password: str, appendices: Sequence[tuple[str, byte
             if index >= first_appendix_page and "/Annots" in page.obj:
                 # An uploaded document's links and form widgets go: a pack opens nothing on the web (R49).
                 del page.obj["/Annots"]
+        if stamp is not None and len(marks) > 1:  # the marking on every page, attached documents' too
+            marker = stack.enter_context(pikepdf.open(io.BytesIO(stamp)))
+            for page in out.pages[first_appendix_page:]:
+                page.add_overlay(marker.pages[0], pikepdf.Rectangle(page.trimbox))
         for obj in out.objects:  # XMP on images and forms inside an uploaded document, too (R54)
             if isinstance(obj, pikepdf.Dictionary | pikepdf.Stream) and "/Metadata" in obj:
                 del obj["/Metadata"]

@@ -578,3 +578,23 @@ def render_pack(doc: PackDocument, fonts: PackFonts, *, max_pages: int = MAX_PAG
     except _PageLimitReachedError:
         raise PackTooLargeError(max_pages) from None
     return out.getvalue()
+
+
+def appendix_stamp(doc: PackDocument, fonts: PackFonts) -> bytes:
+    """One transparent A4 page with the marking at the top and bottom and "<reference>: attached document",
+    laid over every page of an attached document so that those pages are marked too."""
+    harden_reportlab()
+    out = io.BytesIO()
+    canv = Canvas(out, pagesize=A4, initialFontName=fonts.regular)
+    marking = _plain(doc.marking)
+    note = _plain(f"{doc.reference}: document attached to the handover pack prepared for {doc.prepared_for}")
+    canv.setFillColor(_INK)
+    canv.setFont(fonts.bold, 9)
+    canv.drawCentredString(PAGE_WIDTH / 2, PAGE_HEIGHT - 7 * mm, marking)
+    canv.drawCentredString(PAGE_WIDTH / 2, 4 * mm, marking)
+    canv.setFont(fonts.regular, 7)
+    canv.drawCentredString(PAGE_WIDTH / 2, PAGE_HEIGHT - 10.5 * mm,
+                           _fit(note, fonts.regular, 7, PAGE_WIDTH - 2 * MARGIN_X))
+    canv.showPage()
+    canv.save()
+    return out.getvalue()

@@ -334,11 +334,13 @@ def materialise(deps: ServiceDeps, session: Session, child: Child, built: Built)
 def render(deps: ServiceDeps, document: PackDocument) -> tuple[bytes, str, int]:
     """The pack as an AES-256 PDF (its attached documents appended), its password and its page count."""
     # Imported here: ReportLab and pikepdf cost 0.1 s to import, which commands that draw no pack need not pay.
-    from transitions.pdf import encrypt_pack, load_fonts, new_pdf_password, render_pack
+    from transitions.pdf import appendix_stamp, encrypt_pack, load_fonts, new_pdf_password, render_pack
 
-    plain = render_pack(document, load_fonts(PDF_FONTS_DIR), max_pages=deps.settings.packs.max_pages)
+    fonts = load_fonts(PDF_FONTS_DIR)
+    plain = render_pack(document, fonts, max_pages=deps.settings.packs.max_pages)
     password = new_pdf_password()
-    encrypted, pages = encrypt_pack(plain, password, document.appendices)
+    stamp = appendix_stamp(document, fonts) if document.appendices else None
+    encrypted, pages = encrypt_pack(plain, password, document.appendices, stamp)
     return encrypted, password, pages
 
 

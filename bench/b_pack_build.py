@@ -4,7 +4,8 @@ A = what "Send the packs" does for one recipient, minus the email: read the chil
     and snapshot them through the receiving placement's need-to-know profile (`packs.build`), read and decrypt the
     photo and the attached documents (`packs.materialise`), render with the project's page furniture and
     "Page N of M" canvas (`render_pack`), envelope-encrypt and store the PDF and the snapshot as blobs, commit.
-A+ = the same plus the AES-256 (R6) PDF with the documents appended (`encrypt_pdf`), as issued.
+A+ = the same plus the AES-256 (R6) PDF with the documents appended and marked (`encrypt_pack` with
+    `appendix_stamp`), as issued.
 B = a bare `SimpleDocTemplate(...).build(build_story(doc))` of the identical story (no header/footer, no page
     numbers, no snapshot, no storage), with the project's fonts.
 Goals: A ÷ B ≤ 1.2 and A+ ÷ B ≤ 1.4 (alarm 1.5 / 2.0). Interleaved A, A+, B; ratios per round.
@@ -63,7 +64,15 @@ def run(n: int = 15, warmup: int = 2) -> dict[str, Any]:
 
     from transitions.models import Child, Organisation, Transition, TransitionRecipient
     from transitions.paths import PDF_FONTS_DIR
-    from transitions.pdf import build_story, encrypt_pdf, load_fonts, new_pdf_password, render_pack, template_kwargs
+    from transitions.pdf import (
+        appendix_stamp,
+        build_story,
+        encrypt_pack,
+        load_fonts,
+        new_pdf_password,
+        render_pack,
+        template_kwargs,
+    )
     from transitions.pdf.document import to_json
     from transitions.services import packs, storage
 
@@ -86,7 +95,8 @@ def run(n: int = 15, warmup: int = 2) -> dict[str, Any]:
                 document = packs.materialise(deps, session, child, built)
                 pdf = render_pack(document, fonts, max_pages=deps.settings.packs.max_pages)
                 if aes:
-                    pdf = encrypt_pdf(pdf, new_pdf_password(), document.appendices)
+                    pdf, _pages = encrypt_pack(pdf, new_pdf_password(), document.appendices,
+                                               appendix_stamp(document, fonts))
                 storage.store_blob(deps, session, "pack-pdf", "application/pdf", pdf)
                 storage.store_blob(deps, session, "pack-snapshot", "application/json", to_json(document))
                 return pdf

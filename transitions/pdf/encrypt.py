@@ -64,8 +64,9 @@ def encrypt_pack(pdf: bytes, password: str, appendices: Sequence[tuple[str, byte
                 del page.obj["/Annots"]
         if stamp is not None and len(marks) > 1:  # the marking on every page, attached documents' too
             marker = stack.enter_context(pikepdf.open(io.BytesIO(stamp)))
+            form = out.copy_foreign(marker.pages[0].as_form_xobject())  # one copy, shared by every page
             for page in out.pages[first_appendix_page:]:
-                page.add_overlay(marker.pages[0], pikepdf.Rectangle(page.trimbox))
+                page.add_overlay(form, pikepdf.Rectangle(page.trimbox))
         for obj in out.objects:  # XMP on images and forms inside an uploaded document, too (R54)
             if isinstance(obj, pikepdf.Dictionary | pikepdf.Stream) and "/Metadata" in obj:
                 del obj["/Metadata"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -520,7 +521,10 @@ def current_versions(session: Session, child_id: uuid.UUID) -> dict[str, Section
     return {row.section_code: row for row in rows}
 
 
-def _restricted(section: SectionDef | None, content: dict[str, Any]) -> list[RestrictedPerson]:
+def restricted_people(section: SectionDef | None, content: dict[str, Any],
+                      shows: Callable[[str], bool] = lambda _field_id: True) -> list[RestrictedPerson]:
+    """The people the child must be kept from, and why. ``shows`` says which entry fields may be used (a pack
+    reads only the fields its recipient gets): a reason or a relationship from a hidden field is left out."""
     if section is None or section.entry is None:
         return []
     people = []
@@ -529,16 +533,18 @@ def _restricted(section: SectionDef | None, content: dict[str, Any]) -> list[Res
     for entry in content.get(ENTRIES, []) or []:
         reasons = []
         status = entry.get("contact_status")
-        if status in RESTRICTED_STATUSES and status_codes:
+        if status in RESTRICTED_STATUSES and status_codes and shows("contact_status"):
             reasons.append(status_codes.label(status))
-        if entry.get("must_not_know_placement_address") == "yes":
+        if entry.get("must_not_know_placement_address") == "yes" and shows("must_not_know_placement_address"):
             reasons.append("Must not know the placement address")
-        if entry.get("is_associate_of_concern") == "yes":
+        if entry.get("is_associate_of_concern") == "yes" and shows("is_associate_of_concern"):
             reasons.append("Associate of concern (see the exploitation plan)")
         if reasons:
-            people.append(RestrictedPerson(name=str(entry.get("name") or ""),
-                                           relationship=str(entry.get("relationship") or ""), reasons=reasons,
-                                           order_reference=str(entry.get("order_reference") or "")))
+            people.append(RestrictedPerson(
+                name=str(entry.get("name") or ""),
+                relationship=str(entry.get("relationship") or "") if shows("relationship") else "",
+                reasons=reasons,
+                order_reference=str(entry.get("order_reference") or "") if shows("order_reference") else ""))
     return people
 
 
@@ -578,7 +584,7 @@ def child_page(deps: ServiceDeps, child_id: uuid.UUID, user: StaffView, actor: A
             profile=profile, access=access, sections=summaries,
             photo=photo_status(date.fromisoformat(taken) if isinstance(taken, str) else None, attachment_id, today,
                                record.photo_warn_days, record.photo_stale_days),
-            restricted=_restricted(deps.definitions.sections.get("CONTACTS"), contents.get("CONTACTS", {})),
+            restricted=restricted_people(deps.definitions.sections.get("CONTACTS"), contents.get("CONTACTS", {})),
             preferred_hospital=_text(health.get("preferred_hospital_name")),
             emergency_instruction=_text(health.get("emergency_instruction")),
             contents=contents,

@@ -53,7 +53,7 @@ from transitions.pdf.document import to_json
 from transitions.services import audit, outbox, storage
 from transitions.services.accounts import StaffView
 from transitions.services.audit import Actor
-from transitions.services.children import RESTRICTED_STATUSES, current_versions, open_child
+from transitions.services.children import current_versions, open_child, restricted_people
 from transitions.services.deps import ServiceDeps
 from transitions.services.errors import ForbiddenActionError, NotFoundError, TransitionStepError
 from transitions.services.values import ENTRIES, display, format_date, format_nhs_number, is_empty, typed_reason
@@ -75,7 +75,6 @@ EVENT_LABELS = {
     "code_voided": "Code voided after too many wrong tries", "verified": "Recipient verified",
     "viewed": "Pack viewed", "downloaded": "PDF downloaded", "confirmed": "Receipt confirmed",
     "information_requested": "Information requested", "refused": "Refused (expired or revoked)",
-    "limited": "Refused (too many attempts)",
 }
 
 
@@ -175,25 +174,15 @@ def _profile_items(deps: ServiceDeps, session: Session, rtype: RecipientType, ch
 
 def _restricted(rtype: RecipientType, section: SectionDef, content: dict[str, Any]
                 ) -> tuple[RestrictedPersonLine, ...]:
-    if section.entry is None or rtype.level(section.code) == "none":
+    """The child page's restricted people, read only through the fields this recipient gets; none at all if it
+    does not get their names."""
+    entry = section.entry
+    if entry is None or not any(f.id == "name" and shares(rtype, section.code, f) for f in entry.fields):
         return ()
-    entry_def = section.entry
-    status_field = next((f for f in entry_def.fields if f.id == "contact_status"), None)
-    people = []
-    for entry in content.get(ENTRIES, []) or []:
-        reasons = []
-        status = entry.get("contact_status")
-        if status in RESTRICTED_STATUSES and status_field is not None and status_field.codes:
-            reasons.append(status_field.codes.label(status))
-        if entry.get("must_not_know_placement_address") == "yes":
-            reasons.append("Must not know where the child lives")
-        if reasons:
-            relationship = next((f for f in entry_def.fields if f.id == "relationship"), None)
-            people.append(RestrictedPersonLine(
-                str(entry.get("name") or ""),
-                str(entry.get("relationship") or "") if relationship and shares(rtype, section.code, relationship)
-                else "", tuple(reasons)))
-    return tuple(people)
+    fields = {f.id: f for f in entry.fields}
+    people = restricted_people(section, content,
+                               lambda field_id: field_id in fields and shares(rtype, section.code, fields[field_id]))
+    return tuple(RestrictedPersonLine(p.name, p.relationship, tuple(p.reasons)) for p in people)
 
 
 def _reviewed(version: SectionVersion | None) -> str:
@@ -230,7 +219,8 @@ def build(deps: ServiceDeps, session: Session, child: Child, transition: Transit
             items = _profile_items(deps, session, rtype, child, transition) + items
         entries: list[PackEntry] = []
         if section.entry is not None:
-            lines = {p.name for p in _restricted(rtype, section, content)}
+            restricted = _restricted(rtype, section, content)
+            restricted_names = {p.name for p in restricted}
             for entry in content.get(ENTRIES, []) or []:
                 entry_items = _items(rtype, section, section.entry.fields, entry, own_documents)
                 if entry_items:
@@ -238,10 +228,7 @@ def build(deps: ServiceDeps, session: Session, child: Child, transition: Transit
                     shown = title_field is not None and shares(rtype, section.code, title_field)
                     title = str(entry.get(section.entry.title_field) or "") if shown else ""
                     title = title or section.entry.name.capitalize()
-                    entries.append(PackEntry(title, entry_items, restricted=title in lines))
-            if shares(rtype, section.code, section.entry.field("name")) if any(
-                    f.id == "name" for f in section.entry.fields) else False:
-                restricted = _restricted(rtype, section, content)
+                    entries.append(PackEntry(title, entry_items, restricted=title in restricted_names))
         if section.code == "PHOTO":
             photo_field = next((f for f in section.fields if f.type == "photo"), None)
             if photo_field is not None and shares(rtype, "PHOTO", photo_field):
@@ -722,6 +709,7 @@ class AccessLogRow:
 
 @dataclass(frozen=True)
 class AccessLog:
+    child_id: uuid.UUID
     recipient_title: str
     organisation: str
     rows: list[AccessLogRow]
@@ -747,7 +735,8 @@ def access_log(deps: ServiceDeps, transition_id: uuid.UUID, recipient_id: uuid.U
                         InformationRequest.pack_id.in_(list(packs))).order_by(InformationRequest.requested_at))] \
             if packs else []
         org = session.get(Organisation, recipient.organisation_id) if recipient.organisation_id else None
-        return AccessLog(recipient_title=deps.definitions.recipient_types[recipient.recipient_type].title,
+        return AccessLog(child_id=transition.child_id,
+                         recipient_title=deps.definitions.recipient_types[recipient.recipient_type].title,
                          organisation=org.name if org else "", rows=rows, requests=requests)
 
 

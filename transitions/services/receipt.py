@@ -174,35 +174,33 @@ class CodeSent:
     sent: bool
 
 
-def send_code(deps: ServiceDeps, token: str, actor: Actor) -> CodeSent:
-    """POST "Send me a code": a new 6-digit code to the bound address, within the send limits (R20)."""
+def _code_send_outcome(deps: ServiceDeps, session: Session, pack: Pack, now: datetime) -> str:
+    """"ok", or why no code is sent: "refused" (closed link), "repeat" (one went less than a minute ago: a
+    scanner pressing every button, or an impatient nurse; the code on its way keeps working), "limited"."""
     rules = deps.settings.packs
-    limited, sent = False, True
-    closed: LinkClosedError | None = None
+    if not _live(deps, pack):
+        return "refused"
+    newest = session.scalars(select(PackCode).where(PackCode.pack_id == pack.id, PackCode.used_at.is_(None),
+                                                    PackCode.voided.is_(False))
+                             .order_by(PackCode.created_at.desc())).first()
+    if newest is not None and newest.created_at > now - timedelta(seconds=rules.code_resend_seconds):
+        return "repeat"
+    hour = session.scalar(select(func.count()).select_from(PackCode).where(
+        PackCode.pack_id == pack.id, PackCode.created_at > now - timedelta(hours=1))) or 0
+    day = session.scalar(select(func.count()).select_from(PackCode).where(
+        PackCode.pack_id == pack.id, PackCode.created_at > now - timedelta(days=1))) or 0
+    return "limited" if hour >= rules.code_sends_per_hour or day >= rules.code_sends_per_day else "ok"
+
+
+def send_code(deps: ServiceDeps, token: str, actor: Actor) -> CodeSent:
+    """POST "Send me a code": a new 6-digit code to the bound address, within the send limits (R20).
+    Every press is logged, and a refusal is committed before it is answered."""
+    rules = deps.settings.packs
     with deps.db.transaction() as session:
         pack = _by_token(deps, session, token, lock=True)  # one sender at a time per link: the limit holds
         now = deps.clock.now()
-        if not _live(deps, pack):
-            _event(session, deps, pack, "code_sent", actor, "refused")
-            closed = _closed(deps, pack)
-        hour = session.scalar(select(func.count()).select_from(PackCode).where(
-            PackCode.pack_id == pack.id, PackCode.created_at > now - timedelta(hours=1))) or 0
-        day = session.scalar(select(func.count()).select_from(PackCode).where(
-            PackCode.pack_id == pack.id, PackCode.created_at > now - timedelta(days=1))) or 0
-        newest = session.scalars(select(PackCode).where(PackCode.pack_id == pack.id, PackCode.used_at.is_(None),
-                                                        PackCode.voided.is_(False))
-                                 .order_by(PackCode.created_at.desc())).first()
-        if closed is not None:
-            pass
-        elif newest is not None and newest.created_at > now - timedelta(seconds=rules.code_resend_seconds):
-            # A second press within the minute (a scanner pressing every button, or an impatient nurse) sends
-            # nothing, so the code already on its way keeps working.
-            _event(session, deps, pack, "code_sent", actor, "repeat")
-            sent = False
-        elif hour >= rules.code_sends_per_hour or day >= rules.code_sends_per_day:
-            _event(session, deps, pack, "code_sent", actor, "limited")
-            limited = True  # the refusal is logged (committed) before the answer goes back
-        else:
+        outcome = _code_send_outcome(deps, session, pack, now)
+        if outcome == "ok":
             for old in session.scalars(select(PackCode).where(PackCode.pack_id == pack.id, PackCode.used_at.is_(None),
                                                               PackCode.voided.is_(False))):
                 old.voided = True  # only the newest code works
@@ -216,14 +214,15 @@ def send_code(deps: ServiceDeps, token: str, actor: Actor) -> CodeSent:
                            subject=f"Your code from {deps.settings.app.council_name}",
                            body=CODE_EMAIL.format(code=code, minutes=rules.code_minutes), purpose="pack_code",
                            idempotency_key=f"pack-code-{row.id}")
-            _event(session, deps, pack, "code_sent", actor)
+        _event(session, deps, pack, "code_sent", actor, outcome)
+        closed = _closed(deps, pack) if outcome == "refused" else None
         address = pack.address or ""
     if closed is not None:
         raise closed
-    if limited:
+    if outcome == "limited":
         raise RecipientLimitError("Too many codes have been sent for this link. Use the last code we sent, or "
                                   "try again in an hour.", 3600)
-    return CodeSent(mask(address), sent)
+    return CodeSent(mask(address), outcome == "ok")
 
 
 def _over_entry_limit(deps: ServiceDeps, session: Session, pack: Pack) -> RecipientLimitError | None:

@@ -228,8 +228,7 @@ def revoke_pack(transition_id: UUID, pack_id: UUID) -> BaseResponse:
 @staff(*READ_ROLES)
 def access_log(transition_id: UUID, recipient_id: UUID) -> str:
     log = packs.access_log(deps(), transition_id, recipient_id, _user(), actor())
-    check = service.checklist(deps(), transition_id, _user(), actor())
-    heading, _access = children.child_heading(deps(), check.child_id, _user(), actor())
+    heading, _access = children.child_heading(deps(), log.child_id, _user(), actor())
     return render_template("transitions/access_log.html", log=log, child=heading, transition_id=transition_id)
 
 

@@ -14,6 +14,7 @@ from transitions.models.children import (
     SectionVersion,
 )
 from transitions.models.database import Database
+from transitions.models.follow_up import ESCALATION_LEVELS, SLOTS, Escalation, EscalationStatus, FollowUpSlot
 from transitions.models.outbox import OutboxMessage, OutboxStatus, StoredBlob
 from transitions.models.packs import InformationRequest, Pack, PackCode, PackEvent, RecipientSession
 from transitions.models.staff import (
@@ -41,6 +42,7 @@ __all__ = [
     "ACTIVE_STATUSES",
     "ORGANISATION_KIND_LABELS",
     "ROLE_LABELS",
+    "SLOTS",
     "AccountStatus",
     "Attachment",
     "AuditChainHead",
@@ -53,7 +55,11 @@ __all__ = [
     "CipherMissingError",
     "CrisisFlag",
     "Database",
+    "ESCALATION_LEVELS",
     "EncryptedText",
+    "Escalation",
+    "EscalationStatus",
+    "FollowUpSlot",
     "InformationRequest",
     "Organisation",
     "OrganisationKind",

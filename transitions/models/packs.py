@@ -121,3 +121,7 @@ class InformationRequest(Base):
     reason_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime)
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    answered_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("staff_user.id"))
+    #: What was done (a new version sent, a phone call), by the member of staff who answered.
+    answer = EncryptedText()
+    answer_enc: Mapped[bytes | None] = mapped_column(LargeBinary)

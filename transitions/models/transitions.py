@@ -158,8 +158,20 @@ class Task(Base):
     crisis_flag_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("crisis_flag.id"))
     kind: Mapped[str] = mapped_column(String(30))
     assigned_role: Mapped[str] = mapped_column(String(20))
+    #: A named person (the allocated worker answering a request); otherwise anyone in the role (and team).
+    assigned_user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("staff_user.id"), index=True)
+    team_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("team.id"))
+    #: What the task is about, by kind: an information request, a missing episode (ids, never text).
+    subject_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    #: For a chase task, the field still "not known" ("HEALTH.gp_name"); a field id, never its value.
+    field_ref: Mapped[str | None] = mapped_column(String(80))
     due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: open, done or cancelled
     status: Mapped[str] = mapped_column(String(10), default="open")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     done_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("staff_user.id"))
+    note = EncryptedText()
+    note_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+    __table_args__ = (Index("ix_task_open_due", "status", "due_at"),)

@@ -15,6 +15,7 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from transitions.formdefs.follow_up import EscalationRule, FollowUpRules, load_follow_up
 from transitions.formdefs.kinds import (
     APPROVAL_KINDS,
     CONDITIONS,
@@ -40,6 +41,8 @@ from transitions.formdefs.sections import (
 )
 
 __all__ = [
+    "EscalationRule",
+    "FollowUpRules",
     "APPROVAL_KINDS", "CONDITIONS", "DECISIONS", "FIELD_TYPES", "ORGANISATION_KINDS", "PROFILE_FIELDS",
     "REQUIRED_SECTIONS",
     "ROLES_THAT_EDIT", "CodeList", "Definitions", "EntryDef", "FieldDef", "FormDefinitionError", "KindApproval",
@@ -61,6 +64,14 @@ class Definitions:
     digest: str
     recipient_types: dict[str, RecipientType] = field(default_factory=dict)
     kinds: dict[str, TransitionKind] = field(default_factory=dict)
+    follow_up: FollowUpRules | None = None
+
+    @property
+    def rules(self) -> FollowUpRules:
+        """The follow-through rules (always loaded by load_definitions; a hand-built Definitions may lack them)."""
+        if self.follow_up is None:
+            raise FormDefinitionError("forms/follow_up.toml was not loaded")
+        return self.follow_up
 
     def ordered(self) -> list[SectionDef]:
         return sorted(self.sections.values(), key=lambda s: (s.order, s.code))
@@ -80,5 +91,7 @@ def load_definitions(forms_dir: Path) -> Definitions:
     hasher = hashlib.sha256()
     sections, code_lists = load_sections(forms_dir, hasher)
     recipient_types, kinds = load_kinds(forms_dir, hasher, sections, ORGANISATION_KINDS)
+    follow_up = load_follow_up(forms_dir, hasher, recipient_types, kinds)
     return Definitions(sections=sections, code_lists=code_lists, digest=hasher.hexdigest(),
-                       recipient_types=recipient_types, kinds=kinds)
+                       recipient_types=recipient_types, kinds=kinds, follow_up=follow_up)
+

@@ -1,0 +1,167 @@
+"""Tasks: work someone must do by a time (the nurse's health plan update, a chase for a value "not known", a
+senior manager's crisis planning, an answer to a recipient's request, a return home interview), and "my work".
+
+A task is for a named person when one is known (the allocated worker answers a request), otherwise for a role,
+within a team where the role works by team (team managers). Creating one is idempotent per subject: the same
+open task is never made twice.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy.orm import Session
+
+from transitions.models import Child, Role, Task
+from transitions.services import audit, deadlines
+from transitions.services.accounts import StaffView
+from transitions.services.audit import Actor
+from transitions.services.deps import ServiceDeps
+from transitions.services.errors import ForbiddenActionError, NotFoundError
+from transitions.services.values import typed_reason
+
+#: kind -> what the task asks, in the words of the person who does it.
+TASK_LABELS = {
+    "health_plan_update": "Update the health plan: the child is moving or has been admitted",
+    "chase_not_known": "Find out a value recorded as not known",
+    "crisis_planning": "Hold a planning meeting: the child is in crisis",
+    "information_request": "Answer a recipient's request for missing information",
+    "return_interview": "Arrange the return home interview",
+    "missing_reshare": "Update associates and places after the return, and share the pack again",
+}
+#: Tasks that close themselves when the work is recorded elsewhere (a new health plan, a filled-in value).
+SELF_CLOSING = frozenset({"health_plan_update", "chase_not_known"})
+
+
+def due_from(deps: ServiceDeps, rule_name: str, start: datetime) -> datetime:
+    """The due time of a task whose rule is in forms/follow_up.toml [tasks]."""
+    return deadlines.due_at(deps.definitions.rules.tasks[rule_name], start)
+
+
+def open_task(session: Session, deps: ServiceDeps, *, child_id: uuid.UUID, kind: str, assigned_role: Role,
+              due_at: datetime, transition_id: uuid.UUID | None = None, assigned_user_id: uuid.UUID | None = None,
+              team_id: uuid.UUID | None = None, subject_id: uuid.UUID | None = None, field_ref: str | None = None,
+              crisis_flag_id: uuid.UUID | None = None) -> Task:
+    """Add the task unless the same one is already open; return whichever is open."""
+    if kind not in TASK_LABELS:
+        raise ValueError(f"unknown task kind {kind!r}")
+    existing = session.scalars(select(Task).where(
+        Task.child_id == child_id, Task.kind == kind, Task.status == "open",
+        Task.transition_id.is_(None) if transition_id is None else Task.transition_id == transition_id,
+        Task.subject_id.is_(None) if subject_id is None else Task.subject_id == subject_id,
+        Task.field_ref.is_(None) if field_ref is None else Task.field_ref == field_ref)).first()
+    if existing is not None:
+        return existing
+    task = Task(id=uuid.uuid4(), child_id=child_id, kind=kind, assigned_role=assigned_role.value,
+                assigned_user_id=assigned_user_id, team_id=team_id, transition_id=transition_id,
+                subject_id=subject_id, field_ref=field_ref, crisis_flag_id=crisis_flag_id, due_at=due_at,
+                created_at=deps.clock.now())
+    session.add(task)
+    session.flush()
+    return task
+
+
+def close_tasks(session: Session, deps: ServiceDeps, *, child_id: uuid.UUID, kind: str, status: str = "done",
+                by: uuid.UUID | None = None, transition_id: uuid.UUID | None = None,
+                subject_id: uuid.UUID | None = None, field_ref: str | None = None) -> int:
+    """Close the open tasks of a kind for a child (narrowed by transition, subject or field when given)."""
+    query = select(Task).where(Task.child_id == child_id, Task.kind == kind, Task.status == "open")
+    if transition_id is not None:
+        query = query.where(Task.transition_id == transition_id)
+    if subject_id is not None:
+        query = query.where(Task.subject_id == subject_id)
+    if field_ref is not None:
+        query = query.where(Task.field_ref == field_ref)
+    closed = 0
+    now = deps.clock.now()
+    for task in session.scalars(query):
+        task.status, task.done_at, task.done_by = status, now, by
+        closed += 1
+    return closed
+
+
+def _mine(user: StaffView) -> ColumnElement[bool]:
+    """Tasks for this person: named to them, or for their role (in their team where the task has one)."""
+    for_role = Task.assigned_role == user.role.value
+    team_ok = or_(Task.team_id.is_(None), Task.team_id == user.team_id) if user.team_id else Task.team_id.is_(None)
+    return or_(Task.assigned_user_id == user.id, (Task.assigned_user_id.is_(None)) & for_role & team_ok)
+
+
+@dataclass(frozen=True)
+class TaskRow:
+    id: uuid.UUID
+    kind: str
+    child_id: uuid.UUID
+    child_name: str
+    transition_id: uuid.UUID | None
+    subject_id: uuid.UUID | None
+    field_ref: str | None
+    field_label: str | None
+    due_at: datetime
+    overdue: bool
+    closes_itself: bool
+
+    @property
+    def label(self) -> str:
+        return TASK_LABELS[self.kind]
+
+
+def my_work(deps: ServiceDeps, user: StaffView, actor: Actor) -> list[TaskRow]:
+    """The open tasks a person should do, soonest due first (overdue at the top)."""
+    if user.role in (Role.ADMIN, Role.AUDITOR):
+        return []
+    now = deps.clock.now()
+    with deps.db.transaction() as session:
+        rows = session.execute(select(Task, Child).join(Child, Child.id == Task.child_id)
+                               .where(Task.status == "open", _mine(user)).order_by(Task.due_at, Task.created_at)
+                               ).all()
+        out = []
+        for task, child in rows:
+            out.append(TaskRow(id=task.id, kind=task.kind, child_id=child.id,
+                               child_name=child.preferred_name or child.legal_name or "", transition_id=task.transition_id,
+                               subject_id=task.subject_id, field_ref=task.field_ref,
+                               field_label=_field_label(deps, task.field_ref), due_at=task.due_at,
+                               overdue=task.due_at <= now, closes_itself=task.kind in SELF_CLOSING))
+        audit.record(session, deps.audit_chain, deps.clock, actor, "tasks.viewed", details={"count": len(out)})
+        return out
+
+
+def _field_label(deps: ServiceDeps, field_ref: str | None) -> str | None:
+    if not field_ref:
+        return None
+    section_code, _, field_id = field_ref.partition(".")
+    section = deps.definitions.sections.get(section_code)
+    if section is None:
+        return field_ref
+    for f in section.all_fields:
+        if f.id == field_id:
+            return f"{section.title}: {f.label}"
+    return section.title
+
+
+def complete(deps: ServiceDeps, task_id: uuid.UUID, note: str, user: StaffView, actor: Actor) -> None:
+    """Mark a task done with a note saying what was done (the person it is for, or a manager of the team)."""
+    text = typed_reason(note, asking="what was done")
+    with deps.db.transaction() as session:
+        task = session.get(Task, task_id)
+        if task is None or task.status != "open":
+            raise NotFoundError("task")
+        if not _may_do(user, task):
+            raise ForbiddenActionError("This task is not yours")
+        now = deps.clock.now()
+        task.status, task.done_at, task.done_by, task.note = "done", now, user.id, text
+        audit.record(session, deps.audit_chain, deps.clock, actor, "task.done", object_type="child",
+                     object_id=task.child_id, details={"task_id": task.id, "kind": task.kind})
+
+
+def _may_do(user: StaffView, task: Task) -> bool:
+    if task.assigned_user_id == user.id:
+        return True
+    if task.assigned_user_id is None and task.assigned_role == user.role.value:
+        return task.team_id is None or task.team_id == user.team_id
+    if user.role is Role.TEAM_MANAGER and task.team_id is not None and task.team_id == user.team_id:
+        return True
+    return user.role is Role.SENIOR_MANAGER

@@ -135,6 +135,8 @@ def navigation(user: StaffView | None) -> list[dict[str, object]]:
     items = [("home.index", "Home")]
     if not user.is_admin:
         items.append(("children.index", "Children"))
+    if user.role.value in ("social_worker", "cla_nurse", "team_manager", "senior_manager"):
+        items.append(("work.my_work", "Your work"))
     if user.role.value in ("team_manager", "senior_manager", "auditor"):
         items.append(("transitions.crisis", "Crisis flags"))
         items.append(("children.break_glass_log", "Break-glass access"))
@@ -165,7 +167,7 @@ def install_sessions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask, settings: Settings) -> None:
-    from transitions.web import admin, auth, children, home, organisations, recipient, transitions_views
+    from transitions.web import admin, auth, children, home, organisations, recipient, transitions_views, work
 
     app.register_blueprint(home.bp)
     app.register_blueprint(auth.bp)
@@ -174,6 +176,7 @@ def register_blueprints(app: Flask, settings: Settings) -> None:
     app.register_blueprint(children.bp)
     app.register_blueprint(transitions_views.bp)
     app.register_blueprint(recipient.bp)
+    app.register_blueprint(work.bp)
     if settings.is_development:
         from transitions.web import dev
 

@@ -41,12 +41,28 @@ from transitions.formdefs.sections import (
 )
 
 __all__ = [
-    "EscalationRule",
-    "FollowUpRules",
-    "APPROVAL_KINDS", "CONDITIONS", "DECISIONS", "FIELD_TYPES", "ORGANISATION_KINDS", "PROFILE_FIELDS",
+    "APPROVAL_KINDS",
+    "CONDITIONS",
+    "DECISIONS",
+    "FIELD_TYPES",
+    "ORGANISATION_KINDS",
+    "PROFILE_FIELDS",
     "REQUIRED_SECTIONS",
-    "ROLES_THAT_EDIT", "CodeList", "Definitions", "EntryDef", "FieldDef", "FormDefinitionError", "KindApproval",
-    "KindRecipient", "KindSection", "RecipientType", "SectionDef", "TransitionKind", "load_definitions",
+    "ROLES_THAT_EDIT",
+    "CodeList",
+    "Definitions",
+    "EntryDef",
+    "EscalationRule",
+    "FieldDef",
+    "FollowUpRules",
+    "FormDefinitionError",
+    "KindApproval",
+    "KindRecipient",
+    "KindSection",
+    "RecipientType",
+    "SectionDef",
+    "TransitionKind",
+    "load_definitions",
 ]
 
 #: The organisations register's kinds (kept equal to models.OrganisationKind by a test).

@@ -40,6 +40,7 @@ from transitions.models.transitions import (
 
 __all__ = [
     "ACTIVE_STATUSES",
+    "ESCALATION_LEVELS",
     "ORGANISATION_KIND_LABELS",
     "ROLE_LABELS",
     "SLOTS",
@@ -55,7 +56,6 @@ __all__ = [
     "CipherMissingError",
     "CrisisFlag",
     "Database",
-    "ESCALATION_LEVELS",
     "EncryptedText",
     "Escalation",
     "EscalationStatus",

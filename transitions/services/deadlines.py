@@ -51,3 +51,48 @@ def due_at(rule: str, starts_at: datetime) -> datetime:
         day = add_working_days(local_start, int(amount))
         return datetime.combine(day, END_OF_WORKING_DAY, tzinfo=UK).astimezone(starts_at.tzinfo)
     raise ValueError(f"unknown due rule {rule!r}")
+
+
+START_OF_WORKING_DAY = time(9, 0)
+
+
+def _opens(day: date) -> datetime:
+    return datetime.combine(day, START_OF_WORKING_DAY, tzinfo=UK)
+
+
+def _closes(day: date) -> datetime:
+    return datetime.combine(day, END_OF_WORKING_DAY, tzinfo=UK)
+
+
+def shift_working_hours(start: datetime, hours: int) -> datetime:
+    """`hours` of working time (Monday to Friday 09:00-17:00 UK, bank holidays excluded) after `start`, or
+    before it when negative. Zero or more hours forward from outside working time lands in working time: an
+    alert "at the due time" of a planned move due on a Saturday waits for Monday morning."""
+    remaining = timedelta(hours=abs(hours))
+    at = start.astimezone(UK)
+    if hours >= 0:
+        while True:
+            day = at.date()
+            if not is_working_day(day) or at >= _closes(day):
+                at = _opens(day + timedelta(days=1))
+                continue
+            at = max(at, _opens(day))
+            step = min(remaining, _closes(day) - at)
+            at += step
+            remaining -= step
+            if not remaining:
+                return at.astimezone(start.tzinfo)
+    while remaining:
+        day = at.date()
+        if not is_working_day(day) or at <= _opens(day):
+            at = _closes(day - timedelta(days=1))
+            continue
+        at = min(at, _closes(day))
+        step = min(remaining, at - _opens(day))
+        at -= step
+        remaining -= step
+    return at.astimezone(start.tzinfo)
+
+
+def shift_hours(start: datetime, hours: int, *, working_hours: bool) -> datetime:
+    return shift_working_hours(start, hours) if working_hours else start + timedelta(hours=hours)

@@ -1,14 +1,57 @@
-"""Follow-through of sent packs (Lesson CH6.2): when each confirmation is due, reminders to the recipient, and
-escalation to the social worker, the team manager and a senior manager when it is late."""
+"""Follow-through of sent packs (Lesson CH6.2): when each confirmation is due, reminders to the recipient before
+and when it is due, and escalation to the allocated social worker, the team manager and a senior manager when it
+is late; managers acknowledge and resolve escalations on their dashboards.
+
+Each slot of a pack (forms/follow_up.toml) is claimed by inserting a `FollowUpSlot` row, unique per pack and
+slot, in the same transaction that queues its emails and raises its escalation; the pack row is locked with
+SKIP LOCKED on PostgreSQL, so several `tick` processes share the work and none sends a slot twice. On SQLite
+(one process) the unique row is the claim.
+"""
 
 from __future__ import annotations
 
+import logging
+import uuid
+from dataclasses import dataclass, field
 from datetime import datetime
 
-from transitions.formdefs import TransitionKind
-from transitions.models import Pack, Transition, TransitionRecipient
-from transitions.services import deadlines
+from sqlalchemy import exists, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, aliased
+
+from transitions.clock import UK
+from transitions.formdefs import EscalationRule, TransitionKind
+from transitions.models import (
+    ESCALATION_LEVELS,
+    AccountStatus,
+    Child,
+    Escalation,
+    EscalationStatus,
+    FollowUpSlot,
+    Organisation,
+    Pack,
+    Role,
+    StaffUser,
+    Transition,
+    TransitionRecipient,
+    TransitionStatus,
+)
+from transitions.services import audit, deadlines, outbox
+from transitions.services.accounts import StaffView
+from transitions.services.audit import Actor
 from transitions.services.deps import ServiceDeps
+from transitions.services.errors import ForbiddenActionError, NotFoundError
+from transitions.services.values import typed_reason
+
+log = logging.getLogger("transitions.follow_up")
+
+LEVEL_LABELS = {"social_worker": "Social worker", "team_manager": "Team manager",
+                "senior_manager": "Senior manager"}
+#: Who acts on an escalation of each level (a senior manager may act on any).
+LEVEL_ROLES = {"social_worker": Role.SOCIAL_WORKER, "team_manager": Role.TEAM_MANAGER,
+               "senior_manager": Role.SENIOR_MANAGER}
+#: Transition states whose packs are still followed through.
+FOLLOWED = (TransitionStatus.SENT.value, TransitionStatus.COMPLETE.value)
 
 
 def confirmation_due_at(deps: ServiceDeps, transition: Transition, recipient: TransitionRecipient,
@@ -27,3 +70,315 @@ def confirmation_due_at(deps: ServiceDeps, transition: Transition, recipient: Tr
 
 def kind_of(deps: ServiceDeps, transition: Transition) -> TransitionKind | None:
     return deps.definitions.kinds.get(transition.kind)
+
+
+def rule_for(deps: ServiceDeps, transition: Transition) -> EscalationRule:
+    return deps.definitions.rules.escalation(kind_of(deps, transition), transition.urgency)
+
+
+def slot_times(rule: EscalationRule, due: datetime) -> dict[str, datetime]:
+    """When each slot of a pack whose confirmation is due at `due` falls."""
+    working = rule.working_hours
+    times = {"remind_before": deadlines.shift_hours(due, -rule.remind_before_hours, working_hours=working),
+             "remind_due": due}
+    for level in ESCALATION_LEVELS:
+        times[level] = deadlines.shift_hours(due, rule.after_hours(level), working_hours=working)
+    return times
+
+
+@dataclass
+class FollowUpReport:
+    reminders: int = 0
+    escalations: int = 0
+    skipped: int = 0
+    closed: int = 0
+    busy: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def _candidates(deps: ServiceDeps) -> list[uuid.UUID]:
+    """Unconfirmed, unrevoked packs that are the latest version for a recipient still on a sent transition."""
+    newer = aliased(Pack)
+    with deps.db.transaction() as session:
+        return list(session.scalars(
+            select(Pack.id)
+            .join(TransitionRecipient, TransitionRecipient.id == Pack.recipient_id)
+            .join(Transition, Transition.id == Pack.transition_id)
+            .where(Pack.confirmed_at.is_(None), Pack.revoked_at.is_(None), TransitionRecipient.removed_at.is_(None),
+                   Transition.status.in_(FOLLOWED),
+                   ~exists().where(newer.recipient_id == Pack.recipient_id, newer.version > Pack.version),
+                   ~exists().where(Escalation.pack_id == Pack.id, Escalation.resolved_cause == "staff"))
+            .order_by(Pack.created_at)))
+
+
+def run(deps: ServiceDeps, *, worker: str = "tick") -> FollowUpReport:
+    """Send every reminder and raise every escalation whose time has come, once; close escalations whose pack
+    has been confirmed or withdrawn since."""
+    report = FollowUpReport()
+    for pack_id in _candidates(deps):
+        try:
+            _follow(deps, pack_id, report, worker)
+        except IntegrityError:  # another process claimed a slot of this pack first: its work, not ours
+            report.busy += 1
+    report.closed = _close_settled(deps)
+    return report
+
+
+def _follow(deps: ServiceDeps, pack_id: uuid.UUID, report: FollowUpReport, worker: str) -> None:
+    now = deps.clock.now()
+    with deps.db.transaction() as session:
+        query = select(Pack).where(Pack.id == pack_id)
+        if deps.db.dialect == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        pack = session.scalars(query).first()
+        if pack is None:  # locked by another tick process: it is doing this pack now
+            report.busy += 1
+            return
+        if pack.confirmed_at is not None or pack.revoked_at is not None:
+            return
+        transition = session.get(Transition, pack.transition_id)
+        recipient = session.get(TransitionRecipient, pack.recipient_id)
+        assert transition is not None and recipient is not None
+        due = confirmation_due_at(deps, transition, recipient, pack)
+        times = slot_times(rule_for(deps, transition), due)
+        claimed = set(session.scalars(select(FollowUpSlot.slot).where(FollowUpSlot.pack_id == pack.id)))
+        for slot, at in times.items():
+            if slot in claimed or at > now:
+                continue
+            messages = _act(deps, session, slot, pack, transition, recipient, due, times, now)
+            session.add(FollowUpSlot(id=uuid.uuid4(), pack_id=pack.id, slot=slot, due_at=at, claimed_at=now,
+                                     messages=messages))
+            session.flush()  # the unique (pack, slot) row: a concurrent claim fails here, before anything commits
+            if slot in ESCALATION_LEVELS:
+                report.escalations += 1
+            elif messages:
+                report.reminders += 1
+            else:
+                report.skipped += 1
+
+
+def _act(deps: ServiceDeps, session: Session, slot: str, pack: Pack, transition: Transition,
+         recipient: TransitionRecipient, due: datetime, times: dict[str, datetime], now: datetime) -> int:
+    """Do what the slot is for; return the number of emails queued."""
+    organisation = session.get(Organisation, pack.organisation_id)
+    org_name = organisation.name if organisation is not None else ""
+    type_title = _type_title(deps, pack.recipient_type)
+    if slot in ("remind_before", "remind_due"):
+        # A reminder only helps while the link works, and only the latest one due is worth sending: a tick
+        # that was down for a while does not send "due in 4 hours" after the due time.
+        late = slot == "remind_before" and (times["remind_due"] <= now or pack.created_at >= times[slot])
+        if late or pack.expires_at <= now or not pack.address:
+            return 0
+        outbox.enqueue(session, now, to=pack.address, subject=f"Reminder: please confirm handover pack "
+                       f"{pack.reference}", body=_reminder_body(deps, pack, org_name, due, slot),
+                       purpose="pack_reminder", idempotency_key=f"follow-up-{pack.id}-{slot}")
+        return 1
+    child = session.get(Child, pack.child_id)
+    assert child is not None
+    escalation = Escalation(id=uuid.uuid4(), child_id=child.id, transition_id=transition.id, pack_id=pack.id,
+                            team_id=child.team_id, level=slot, confirmation_due_at=due, raised_at=now,
+                            status=EscalationStatus.OPEN)
+    session.add(escalation)
+    audit.record(session, deps.audit_chain, deps.clock, Actor.system("tick"), "escalation.raised",
+                 object_type="child", object_id=child.id,
+                 details={"pack_id": pack.id, "level": slot, "recipient_type": pack.recipient_type})
+    sent = 0
+    for address in _alert_addresses(session, slot, child):
+        outbox.enqueue(session, now, to=address, subject=f"Confirmation overdue: handover pack {pack.reference}",
+                       body=ESCALATION_EMAIL.format(
+                           organisation=org_name, recipient=type_title, reference=pack.reference,
+                           version=pack.version, due=_uk(due), level=LEVEL_LABELS[slot].lower(),
+                           url=deps.settings.app.public_base_url.rstrip("/") + "/"),
+                       purpose="escalation", idempotency_key=f"follow-up-{pack.id}-{slot}-{address}")
+        sent += 1
+    return sent
+
+
+def _alert_addresses(session: Session, level: str, child: Child) -> list[str]:
+    """The allocated worker; the child's team managers; every senior manager. Nobody at a level (no worker
+    allocated, no team manager) passes the alert up a level rather than dropping it."""
+    def active(query: object) -> list[str]:
+        users = session.scalars(query)  # type: ignore[call-overload]
+        return sorted({u.email for u in users if u.status == AccountStatus.ACTIVE.value and u.email})
+
+    if level == "social_worker" and child.allocated_worker_id is not None:
+        found = active(select(StaffUser).where(StaffUser.id == child.allocated_worker_id))
+        if found:
+            return found
+        level = "team_manager"
+    if level in ("social_worker", "team_manager") and child.team_id is not None:
+        found = active(select(StaffUser).where(StaffUser.role == Role.TEAM_MANAGER.value,
+                                               StaffUser.team_id == child.team_id))
+        if found:
+            return found
+    return active(select(StaffUser).where(StaffUser.role == Role.SENIOR_MANAGER.value))
+
+
+def _close_settled(deps: ServiceDeps) -> int:
+    """Escalations whose pack was confirmed, revoked or replaced since are resolved by that fact."""
+    now = deps.clock.now()
+    closed = 0
+    with deps.db.transaction() as session:
+        rows = session.execute(select(Escalation, Pack).join(Pack, Pack.id == Escalation.pack_id).where(
+            Escalation.status != EscalationStatus.RESOLVED,
+            (Pack.confirmed_at.is_not(None)) | (Pack.revoked_at.is_not(None)))).all()
+        for escalation, pack in rows:
+            escalation.status = EscalationStatus.RESOLVED
+            escalation.resolved_at = now
+            escalation.resolved_cause = "confirmed" if pack.confirmed_at is not None else "closed"
+            closed += 1
+    return closed
+
+
+def _type_title(deps: ServiceDeps, code: str) -> str:
+    found = deps.definitions.recipient_types.get(code)
+    return found.title if found is not None else code
+
+
+def _uk(when: datetime) -> str:
+    local = when.astimezone(UK)
+    return f"{local:%A} {local.day} {local:%B %Y} at {local:%H:%M}"
+
+
+REMINDER_EMAIL = """{sender} sent {organisation} handover pack {reference} (version {version}) and needs you to
+confirm you have received it {when}.
+
+Open the secure link in the email of {sent} (it works until {expires}), read the pack and press "Confirm
+receipt". Opening the link is not a confirmation.
+
+If you cannot find the email or the link no longer works: {contact}
+"""
+ESCALATION_EMAIL = """{organisation} ({recipient}) has not confirmed receipt of handover pack {reference}
+(version {version}). Confirmation was due on {due}.
+
+This is the {level} alert. Sign in to see it on your home page, acknowledge it and say what you are doing:
+{url}
+"""
+
+
+def _reminder_body(deps: ServiceDeps, pack: Pack, org_name: str, due: datetime, slot: str) -> str:
+    from transitions.services.packs import sender_name
+
+    return REMINDER_EMAIL.format(
+        sender=sender_name(deps), organisation=org_name, reference=pack.reference, version=pack.version,
+        when=f"by {_uk(due)}" if slot == "remind_before" else f"now (it was due on {_uk(due)})",
+        sent=_uk(pack.created_at), expires=_uk(pack.expires_at), contact=deps.settings.packs.sender_contact)
+
+
+# ---- managers' dashboards ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EscalationRow:
+    id: uuid.UUID
+    child_id: uuid.UUID
+    child_name: str
+    transition_id: uuid.UUID
+    pack_reference: str
+    pack_version: int
+    recipient_title: str
+    organisation: str
+    level: str
+    status: str
+    confirmation_due_at: datetime
+    raised_at: datetime
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    acknowledged_note: str | None
+
+    @property
+    def level_label(self) -> str:
+        return LEVEL_LABELS[self.level]
+
+
+def _scope(user: StaffView) -> object | None:
+    """Which escalations a person answers for: their level, and their children or team."""
+    if user.role is Role.SENIOR_MANAGER:
+        return Escalation.level == "senior_manager"
+    if user.role is Role.TEAM_MANAGER:
+        return (Escalation.level == "team_manager") & (Escalation.team_id == user.team_id)
+    if user.role is Role.SOCIAL_WORKER:
+        return (Escalation.level == "social_worker") & (Child.allocated_worker_id == user.id)
+    return None
+
+
+def dashboard(deps: ServiceDeps, user: StaffView, actor: Actor) -> tuple[list[EscalationRow], list[EscalationRow]]:
+    """Open escalations for this person (needing acknowledgement), and the acknowledged ones not yet resolved."""
+    scope = _scope(user)
+    if scope is None:
+        return [], []
+    with deps.db.transaction() as session:
+        rows = session.execute(
+            select(Escalation, Child, Pack, Organisation)
+            .join(Child, Child.id == Escalation.child_id).join(Pack, Pack.id == Escalation.pack_id)
+            .join(Organisation, Organisation.id == Pack.organisation_id)
+            .where(Escalation.status != EscalationStatus.RESOLVED, scope)  # type: ignore[arg-type]
+            .order_by(Escalation.confirmation_due_at, Escalation.raised_at)).all()
+        names = {u.id: u.display_name or "" for u in session.scalars(select(StaffUser).where(
+            StaffUser.id.in_({e.acknowledged_by for e, *_ in rows if e.acknowledged_by})))}
+        out = [EscalationRow(
+            id=e.id, child_id=c.id, child_name=c.preferred_name or c.legal_name or "", transition_id=e.transition_id,
+            pack_reference=p.reference, pack_version=p.version, recipient_title=_type_title(deps, p.recipient_type),
+            organisation=o.name, level=e.level, status=e.status, confirmation_due_at=e.confirmation_due_at,
+            raised_at=e.raised_at, acknowledged_at=e.acknowledged_at,
+            acknowledged_by=names.get(e.acknowledged_by) if e.acknowledged_by else None,
+            acknowledged_note=e.acknowledged_note) for e, c, p, o in rows]
+        if out:
+            audit.record(session, deps.audit_chain, deps.clock, actor, "escalations.viewed",
+                         details={"count": len(out)})
+    return ([r for r in out if r.status == EscalationStatus.OPEN],
+            [r for r in out if r.status == EscalationStatus.ACKNOWLEDGED])
+
+
+def _may_act(user: StaffView, escalation: Escalation, child: Child) -> bool:
+    if user.role is Role.SENIOR_MANAGER:
+        return True
+    if user.role is Role.TEAM_MANAGER:
+        return escalation.level in ("social_worker", "team_manager") and child.team_id == user.team_id
+    return (user.role is Role.SOCIAL_WORKER and escalation.level == "social_worker"
+            and child.allocated_worker_id == user.id)
+
+
+def acknowledge(deps: ServiceDeps, escalation_id: uuid.UUID, note: str, user: StaffView, actor: Actor) -> None:
+    """"I have seen it and this is what I am doing." Later levels still fall due if the pack stays
+    unconfirmed; resolving stops them."""
+    text = typed_reason(note, asking="what you are doing about it")
+    with deps.db.transaction() as session:
+        escalation, child = _get(session, escalation_id)
+        if not _may_act(user, escalation, child):
+            raise ForbiddenActionError("This escalation is not yours to acknowledge")
+        if escalation.status != EscalationStatus.OPEN:
+            raise NotFoundError("escalation")
+        escalation.status = EscalationStatus.ACKNOWLEDGED
+        escalation.acknowledged_at, escalation.acknowledged_by = deps.clock.now(), user.id
+        escalation.acknowledged_note = text
+        audit.record(session, deps.audit_chain, deps.clock, actor, "escalation.acknowledged", object_type="child",
+                     object_id=child.id, details={"escalation_id": escalation.id, "level": escalation.level})
+
+
+def resolve(deps: ServiceDeps, escalation_id: uuid.UUID, note: str, user: StaffView, actor: Actor) -> None:
+    """Settled outside the service (confirmed by phone, the recipient is no longer involved): no further
+    reminders or alerts for this pack version."""
+    text = typed_reason(note, asking="how it was resolved")
+    with deps.db.transaction() as session:
+        escalation, child = _get(session, escalation_id)
+        if not _may_act(user, escalation, child):
+            raise ForbiddenActionError("This escalation is not yours to resolve")
+        if escalation.status == EscalationStatus.RESOLVED:
+            raise NotFoundError("escalation")
+        now = deps.clock.now()
+        if escalation.acknowledged_at is None:
+            escalation.acknowledged_at, escalation.acknowledged_by = now, user.id
+        escalation.status, escalation.resolved_at, escalation.resolved_by = EscalationStatus.RESOLVED, now, user.id
+        escalation.resolved_cause, escalation.resolved_note = "staff", text
+        audit.record(session, deps.audit_chain, deps.clock, actor, "escalation.resolved", object_type="child",
+                     object_id=child.id, details={"escalation_id": escalation.id, "level": escalation.level})
+
+
+def _get(session: Session, escalation_id: uuid.UUID) -> tuple[Escalation, Child]:
+    escalation = session.get(Escalation, escalation_id)
+    if escalation is None:
+        raise NotFoundError("escalation")
+    child = session.get(Child, escalation.child_id)
+    assert child is not None
+    return escalation, child

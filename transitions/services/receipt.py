@@ -27,12 +27,13 @@ from transitions.models import (
     PackCode,
     PackEvent,
     RecipientSession,
+    Role,
     StaffUser,
     StoredBlob,
 )
 from transitions.pdf import PackDocument
 from transitions.pdf.document import from_json
-from transitions.services import audit, outbox
+from transitions.services import audit, outbox, tasks
 from transitions.services.audit import Actor
 from transitions.services.deps import ServiceDeps
 from transitions.services.errors import ServiceError
@@ -473,6 +474,12 @@ def request_information(deps: ServiceDeps, sid: str | None, sections: list[str],
         request.reason = text
         request.requested_by = who
         session.add(request)
+        child = session.get(Child, pack.child_id)
+        assert child is not None
+        tasks.open_task(session, deps, child_id=child.id, kind="information_request",
+                        assigned_role=Role.SOCIAL_WORKER, team_id=child.team_id, transition_id=pack.transition_id,
+                        assigned_user_id=child.allocated_worker_id or pack.created_by, subject_id=request.id,
+                        due_at=tasks.due_from(deps, "information_request", now))
         _event(session, deps, pack, "information_requested", actor)
         audit.record(session, deps.audit_chain, deps.clock, actor, "pack.information_requested",
                      object_type="pack", object_id=pack.id, details={"fields": ",".join(chosen)})

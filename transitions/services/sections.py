@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from transitions.formdefs import FieldDef, SectionDef
 from transitions.models import Attachment, Child, Role, SectionVersion, StaffUser, StoredBlob
-from transitions.services import audit, storage
+from transitions.services import audit, storage, tasks
 from transitions.services.accounts import StaffView
 from transitions.services.audit import Actor
 from transitions.services.children import current_versions, open_child
@@ -213,6 +213,7 @@ def add_version(deps: ServiceDeps, session: Session, child: Child, section: Sect
         session.flush()
     except IntegrityError as exc:  # another save of the same section won the race for this version number
         raise EditConflictError(version.version - 1) from exc
+    tasks.after_section_saved(session, deps, child, section, content, user)
     action = "section.reviewed" if change == "review" else "section.saved"
     audit.record(session, deps.audit_chain, deps.clock, actor, action, object_type="child", object_id=child.id,
                  details={"purpose": section.code, "count": version.version, "fields": ",".join(changed)})

@@ -15,13 +15,25 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
-from transitions.models import Child, Role, Task
-from transitions.services import audit, deadlines
+from transitions.clock import UK
+from transitions.formdefs import SectionDef
+from transitions.models import (
+    AccountStatus,
+    Child,
+    InformationRequest,
+    Organisation,
+    OutboxMessage,
+    Pack,
+    Role,
+    StaffUser,
+    Task,
+)
+from transitions.services import audit, deadlines, outbox
 from transitions.services.accounts import StaffView
 from transitions.services.audit import Actor
 from transitions.services.deps import ServiceDeps
 from transitions.services.errors import ForbiddenActionError, NotFoundError
-from transitions.services.values import typed_reason
+from transitions.services.values import is_not_known, typed_reason
 
 #: kind -> what the task asks, in the words of the person who does it.
 TASK_LABELS = {
@@ -121,8 +133,8 @@ def my_work(deps: ServiceDeps, user: StaffView, actor: Actor) -> list[TaskRow]:
         out = []
         for task, child in rows:
             out.append(TaskRow(id=task.id, kind=task.kind, child_id=child.id,
-                               child_name=child.preferred_name or child.legal_name or "", transition_id=task.transition_id,
-                               subject_id=task.subject_id, field_ref=task.field_ref,
+                               child_name=child.preferred_name or child.legal_name or "",
+                               transition_id=task.transition_id, subject_id=task.subject_id, field_ref=task.field_ref,
                                field_label=_field_label(deps, task.field_ref), due_at=task.due_at,
                                overdue=task.due_at <= now, closes_itself=task.kind in SELF_CLOSING))
         audit.record(session, deps.audit_chain, deps.clock, actor, "tasks.viewed", details={"count": len(out)})
@@ -165,3 +177,127 @@ def _may_do(user: StaffView, task: Task) -> bool:
     if user.role is Role.TEAM_MANAGER and task.team_id is not None and task.team_id == user.team_id:
         return True
     return user.role is Role.SENIOR_MANAGER
+
+
+OVERDUE_EMAIL = """A task in CLA Transitions is overdue: {label}.
+
+It was due on {due}. Sign in to see it in your work: {url}
+"""
+
+
+def _people_for(session: Session, task: Task) -> list[StaffUser]:
+    if task.assigned_user_id is not None:
+        person = session.get(StaffUser, task.assigned_user_id)
+        if person is not None and person.status == AccountStatus.ACTIVE.value:
+            return [person]
+    query = select(StaffUser).where(StaffUser.role == task.assigned_role,
+                                    StaffUser.status == AccountStatus.ACTIVE.value)
+    if task.team_id is not None and task.assigned_role in (Role.SOCIAL_WORKER.value, Role.TEAM_MANAGER.value):
+        query = query.where(StaffUser.team_id == task.team_id)
+    return list(session.scalars(query))
+
+
+def notify_overdue(deps: ServiceDeps) -> int:
+    """Tell the people a task is for, once, when it passes its due time (tick). Returns the emails queued."""
+    now = deps.clock.now()
+    queued = 0
+    with deps.db.transaction() as session:
+        for task in session.scalars(select(Task).where(Task.status == "open", Task.due_at <= now)):
+            for person in _people_for(session, task):
+                key = f"task-overdue-{task.id}-{person.id}"
+                if not person.email or session.scalars(select(OutboxMessage.id).where(
+                        OutboxMessage.idempotency_key == key)).first() is not None:
+                    continue
+                local = task.due_at.astimezone(UK)
+                outbox.enqueue(session, now, to=person.email, subject="A task is overdue", body=OVERDUE_EMAIL.format(
+                    label=TASK_LABELS.get(task.kind, task.kind), due=f"{local:%d %B %Y at %H:%M}",
+                    url=deps.settings.app.public_base_url.rstrip("/") + "/my-work"),
+                    purpose="task_overdue", idempotency_key=key)
+                queued += 1
+    return queued
+
+
+def after_section_saved(session: Session, deps: ServiceDeps, child: Child, section: SectionDef,
+                        content: dict[str, object], user: StaffView) -> None:
+    """A value recorded as "not known - to be obtained" gets a chase task; one filled in closes it. A new health
+    plan closes the nurse's "update the health plan" tasks (Lesson CH1.1)."""
+    nurse_owned = "cla_nurse" in section.edited_by and "social_worker" not in section.edited_by
+    for f in section.fields:
+        ref = f"{section.code}.{f.id}"
+        if is_not_known(content.get(f.id)):
+            open_task(session, deps, child_id=child.id, kind="chase_not_known",
+                      assigned_role=Role.CLA_NURSE if nurse_owned else Role.SOCIAL_WORKER,
+                      assigned_user_id=None if nurse_owned else child.allocated_worker_id,
+                      team_id=None if nurse_owned else child.team_id, field_ref=ref,
+                      due_at=due_from(deps, "chase_not_known", deps.clock.now()))
+        else:
+            close_tasks(session, deps, child_id=child.id, kind="chase_not_known", field_ref=ref, by=user.id)
+    if section.code == "HEALTH":
+        close_tasks(session, deps, child_id=child.id, kind="health_plan_update", by=user.id)
+
+
+@dataclass(frozen=True)
+class RequestView:
+    id: uuid.UUID
+    child_id: uuid.UUID
+    child_name: str
+    transition_id: uuid.UUID
+    pack_reference: str
+    pack_version: int
+    organisation: str
+    recipient_type: str
+    sections: list[str]
+    requested_by: str
+    reason: str
+    requested_at: datetime
+    due_at: datetime | None
+    answered_at: datetime | None
+    answer: str | None
+
+
+def _request_scope(deps: ServiceDeps, session: Session, request_id: uuid.UUID, user: StaffView, actor: Actor
+                   ) -> tuple[InformationRequest, Pack, Child]:
+    from transitions.services.children import open_child
+
+    found = session.get(InformationRequest, request_id)
+    pack = session.get(Pack, found.pack_id) if found is not None else None
+    if found is None or pack is None:
+        raise NotFoundError("request")
+    child, _ = open_child(deps, session, pack.child_id, user, actor, action=None)
+    return found, pack, child
+
+
+def information_request(deps: ServiceDeps, request_id: uuid.UUID, user: StaffView, actor: Actor) -> RequestView:
+    with deps.db.transaction() as session:
+        found, pack, child = _request_scope(deps, session, request_id, user, actor)
+        organisation = session.get(Organisation, pack.organisation_id)
+        task = session.scalars(select(Task).where(Task.kind == "information_request",
+                                                  Task.subject_id == found.id)).first()
+        recipient_type = deps.definitions.recipient_types.get(pack.recipient_type)
+        audit.record(session, deps.audit_chain, deps.clock, actor, "information_request.viewed",
+                     object_type="child", object_id=child.id, details={"request_id": found.id})
+        return RequestView(
+            id=found.id, child_id=child.id, child_name=child.preferred_name or child.legal_name or "",
+            transition_id=pack.transition_id, pack_reference=pack.reference, pack_version=pack.version,
+            organisation=organisation.name if organisation else "",
+            recipient_type=recipient_type.title if recipient_type else pack.recipient_type,
+            sections=[deps.definitions.sections[c].title if c in deps.definitions.sections else c
+                      for c in found.sections.split(",") if c],
+            requested_by=found.requested_by or "", reason=found.reason or "", requested_at=found.requested_at,
+            due_at=task.due_at if task else None, answered_at=found.answered_at, answer=found.answer)
+
+
+def answer_request(deps: ServiceDeps, request_id: uuid.UUID, note: str, user: StaffView, actor: Actor) -> None:
+    """Record how a recipient's request was answered (a new version sent, a call to the ward); closes its task."""
+    text = typed_reason(note, asking="how you answered the request", max_length=2000)
+    with deps.db.transaction() as session:
+        found, _pack, child = _request_scope(deps, session, request_id, user, actor)
+        if user.role not in (Role.SOCIAL_WORKER, Role.TEAM_MANAGER, Role.SENIOR_MANAGER, Role.CLA_NURSE):
+            raise ForbiddenActionError("Only social workers, nurses and managers answer requests")
+        if found.answered_at is not None:
+            raise NotFoundError("request")
+        now = deps.clock.now()
+        found.answered_at, found.answered_by, found.answer = now, user.id, text
+        close_tasks(session, deps, child_id=child.id, kind="information_request", subject_id=found.id, by=user.id)
+        audit.record(session, deps.audit_chain, deps.clock, actor, "information_request.answered",
+                     object_type="child", object_id=child.id, details={"request_id": found.id})

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from transitions.services import outbox, receipt, sections, sessions, transitions
+from transitions.services import follow_up, outbox, receipt, sections, sessions, tasks, transitions
 from transitions.services.deps import ServiceDeps
 
 log = logging.getLogger("transitions.tick")
@@ -15,6 +15,8 @@ log = logging.getLogger("transitions.tick")
 @dataclass
 class TickReport:
     delivery: outbox.DeliveryReport | None = None
+    follow_up: follow_up.FollowUpReport | None = None
+    tasks_overdue: int = 0
     sessions_purged: int = 0
     uploads_purged: int = 0
     recipient_purged: int = 0
@@ -26,6 +28,10 @@ class TickReport:
         out = []
         if d is not None:
             out.append(f"outbox: {d.sent} sent, {d.retrying} to retry, {d.failed} failed")
+        if (f := self.follow_up) is not None:
+            out.append(f"follow-up: {f.reminders} reminders, {f.escalations} escalations, {f.closed} escalations "
+                       f"closed by a confirmation or withdrawal, {f.busy} packs left to another process")
+        out.append(f"tasks: {self.tasks_overdue} overdue tasks notified")
         out.append(f"sessions: {self.sessions_purged} expired sessions removed")
         out.append(f"uploads: {self.uploads_purged} unused uploads removed")
         out.append(f"recipients: {self.recipient_purged} expired recipient sessions and codes removed")
@@ -37,13 +43,16 @@ class TickReport:
 def run(deps: ServiceDeps, transport: outbox.Transport | None = None) -> TickReport:
     """Each job runs even if an earlier one failed; failures are logged and reported, never hidden."""
     report = TickReport()
+    # Follow-up and task alerts queue emails, so they run before delivery and go out in the same tick.
     jobs: list[tuple[str, Callable[[], None]]] = [
+        ("onward placement check",
+         lambda: setattr(report, "crisis_flags", transitions.check_onward_placements(deps))),
+        ("follow-up", lambda: setattr(report, "follow_up", follow_up.run(deps))),
+        ("task deadlines", lambda: setattr(report, "tasks_overdue", tasks.notify_overdue(deps))),
         ("outbox delivery", lambda: setattr(report, "delivery", outbox.deliver_due(deps, transport))),
         ("session purge", lambda: setattr(report, "sessions_purged", sessions.purge_expired(deps))),
         ("upload purge", lambda: setattr(report, "uploads_purged", sections.purge_unused_uploads(deps))),
         ("recipient purge", lambda: setattr(report, "recipient_purged", receipt.purge_expired(deps))),
-        ("onward placement check",
-         lambda: setattr(report, "crisis_flags", transitions.check_onward_placements(deps))),
     ]
     for name, job in jobs:
         try:

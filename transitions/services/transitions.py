@@ -33,7 +33,7 @@ from transitions.models import (
     TransitionRecipient,
     TransitionStatus,
 )
-from transitions.services import audit, packs
+from transitions.services import audit, packs, tasks
 from transitions.services.accounts import StaffView
 from transitions.services.audit import Actor
 from transitions.services.children import (
@@ -264,6 +264,10 @@ def create_transition(deps: ServiceDeps, child_id: uuid.UUID, data: TransitionIn
                 organisation_id=_organisation_for(recipient_type.source, facts, destination, origin, child),
                 required=rule.required, due_at=due_at(rule.due, data.starts_at), condition=rule.when,
                 basis=rule.basis[:200], created_at=now))
+        # Lesson CH1.1: the CLA nurse updates the health plan for every move or admission.
+        tasks.open_task(session, deps, child_id=child.id, kind="health_plan_update", assigned_role=Role.CLA_NURSE,
+                        transition_id=transition.id,
+                        due_at=tasks.due_from(deps, "health_plan_update", max(data.starts_at, now)))
         audit.record(session, deps.audit_chain, deps.clock, actor, "transition.created", object_type="transition",
                      object_id=transition.id, details={"kind": kind.code, "status": transition.status})
         return transition.id
@@ -278,6 +282,8 @@ def _supersede(deps: ServiceDeps, session: Session, newer: Transition, actor: Ac
     for transition in older:
         transition.status = TransitionStatus.SUPERSEDED.value
         transition.superseded_by_id = newer.id
+        tasks.close_tasks(session, deps, child_id=transition.child_id, kind="health_plan_update", status="cancelled",
+                          transition_id=transition.id)
         transition.updated_at = deps.clock.now()
         _mark_for_revocation(session, transition.id)
         packs.revoke_for_transition(deps, session, transition.id, "superseded", actor)
@@ -773,6 +779,8 @@ def change_status(deps: ServiceDeps, transition_id: uuid.UUID, action: str, reas
                 _mark_for_revocation(session, transition.id)  # packs already out must be withdrawn
                 packs.revoke_for_transition(deps, session, transition.id, "cancelled", actor)
             transition.status = TransitionStatus.CANCELLED.value
+            tasks.close_tasks(session, deps, child_id=child.id, kind="health_plan_update", status="cancelled",
+                              transition_id=transition.id, by=user.id)
         else:
             raise TransitionStepError("Unknown step")
         transition.updated_at = now

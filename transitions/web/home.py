@@ -13,9 +13,16 @@ bp = Blueprint("home", __name__)
 @bp.get("/")
 @public
 def index() -> str | BaseResponse:
-    if g.get("staff") is None:
+    user = g.get("staff")
+    if user is None:
         return redirect(url_for("auth.sign_in"))
-    return render_template("home/index.html")
+    from transitions.services import follow_up, tasks
+    from transitions.web.context import actor, deps
+
+    open_escalations, acknowledged = follow_up.dashboard(deps(), user, actor())
+    work = tasks.my_work(deps(), user, actor())
+    return render_template("home/index.html", open_escalations=open_escalations, acknowledged=acknowledged,
+                           tasks_due=len(work), tasks_overdue=sum(1 for t in work if t.overdue))
 
 
 @bp.get("/home")

@@ -382,3 +382,42 @@ def _get(session: Session, escalation_id: uuid.UUID) -> tuple[Escalation, Child]
     child = session.get(Child, escalation.child_id)
     assert child is not None
     return escalation, child
+
+
+@dataclass(frozen=True)
+class FollowUpLine:
+    organisation: str
+    recipient_title: str
+    pack_reference: str
+    pack_version: int
+    what: str
+    at: datetime
+    status: str
+    request_id: uuid.UUID | None = None
+
+
+def transition_follow_up(deps: ServiceDeps, transition_id: uuid.UUID) -> list[FollowUpLine]:
+    """Escalations and recipients' requests for one transition, for its page (the caller has checked access to
+    the transition: this reads nothing more personal than the page already shows)."""
+    from transitions.models import InformationRequest
+
+    with deps.db.transaction() as session:
+        lines = []
+        for e, p, o in session.execute(
+                select(Escalation, Pack, Organisation).join(Pack, Pack.id == Escalation.pack_id)
+                .join(Organisation, Organisation.id == Pack.organisation_id)
+                .where(Escalation.transition_id == transition_id)).all():
+            status = {"open": "Waiting to be acknowledged", "acknowledged": "Acknowledged"}.get(e.status) or {
+                "confirmed": "Settled: the recipient confirmed", "closed": "Settled: the link was withdrawn"}.get(
+                e.resolved_cause or "", "Resolved")
+            lines.append(FollowUpLine(o.name, _type_title(deps, p.recipient_type), p.reference, p.version,
+                                      f"Confirmation overdue: {LEVEL_LABELS[e.level].lower()} alerted", e.raised_at,
+                                      status))
+        for r, p, o in session.execute(
+                select(InformationRequest, Pack, Organisation).join(Pack, Pack.id == InformationRequest.pack_id)
+                .join(Organisation, Organisation.id == Pack.organisation_id)
+                .where(Pack.transition_id == transition_id)).all():
+            lines.append(FollowUpLine(o.name, _type_title(deps, p.recipient_type), p.reference, p.version,
+                                      "Asked for missing information", r.requested_at,
+                                      "Answered" if r.answered_at else "Waiting for an answer", r.id))
+        return sorted(lines, key=lambda line: line.at)

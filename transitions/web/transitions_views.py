@@ -8,7 +8,7 @@ from uuid import UUID
 from flask import Blueprint, abort, flash, g, redirect, render_template, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
-from transitions.services import children, organisations, packs
+from transitions.services import children, follow_up, organisations, packs
 from transitions.services import transitions as service
 from transitions.services.accounts import StaffView
 from transitions.services.errors import (
@@ -111,7 +111,8 @@ def show(transition_id: UUID) -> str:
                            step_form=StepForm(data={"base_version": str(check.version)}),
                            approval_forms={a.kind: _approval_form(a.decision) for a in check.approvals},
                            definitions=deps().definitions,
-                           board=packs.transition_board(deps(), transition_id, _user(), actor()))
+                           board=packs.transition_board(deps(), transition_id, _user(), actor()),
+                           follow=follow_up.transition_follow_up(deps(), transition_id))
 
 
 def _approval_form(decision: bool) -> ApprovalForm:

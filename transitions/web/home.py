@@ -20,7 +20,7 @@ def index() -> str | BaseResponse:
     from transitions.web.context import actor, deps
 
     open_escalations, acknowledged = follow_up.dashboard(deps(), user, actor())
-    work = tasks.my_work(deps(), user, actor())
+    work = tasks.my_work(deps(), user, actor(), counting=True)
     return render_template("home/index.html", open_escalations=open_escalations, acknowledged=acknowledged,
                            tasks_due=len(work), tasks_overdue=sum(1 for t in work if t.overdue))
 

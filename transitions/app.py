@@ -177,6 +177,9 @@ def register_blueprints(app: Flask, settings: Settings) -> None:
     app.register_blueprint(transitions_views.bp)
     app.register_blueprint(recipient.bp)
     app.register_blueprint(work.bp)
+    from transitions.web import missing
+
+    app.register_blueprint(missing.bp)
     if settings.is_development:
         from transitions.web import dev
 

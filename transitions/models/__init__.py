@@ -15,6 +15,7 @@ from transitions.models.children import (
 )
 from transitions.models.database import Database
 from transitions.models.follow_up import ESCALATION_LEVELS, SLOTS, Escalation, EscalationStatus, FollowUpSlot
+from transitions.models.missing import MISSING_CODE_LABELS, MissingEpisode, MissingReportEntry
 from transitions.models.outbox import OutboxMessage, OutboxStatus, StoredBlob
 from transitions.models.packs import InformationRequest, Pack, PackCode, PackEvent, RecipientSession
 from transitions.models.staff import (
@@ -41,6 +42,7 @@ from transitions.models.transitions import (
 __all__ = [
     "ACTIVE_STATUSES",
     "ESCALATION_LEVELS",
+    "MISSING_CODE_LABELS",
     "ORGANISATION_KIND_LABELS",
     "ROLE_LABELS",
     "SLOTS",
@@ -61,6 +63,8 @@ __all__ = [
     "EscalationStatus",
     "FollowUpSlot",
     "InformationRequest",
+    "MissingEpisode",
+    "MissingReportEntry",
     "Organisation",
     "OrganisationKind",
     "OutboxMessage",

@@ -10,7 +10,17 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint, Uuid
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+    Uuid,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from transitions.models.base import Base, EncryptedText, UTCDateTime, new_id
@@ -21,8 +31,11 @@ class Pack(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     child_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("child.id"), index=True)
-    transition_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("transition.id"), index=True)
-    recipient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("transition_recipient.id"), index=True)
+    #: A pack is sent either for a transition, to one of its recipients, or for a missing episode, to the police
+    #: force it was reported to (domain.md §3.3 row 10): exactly one of the two is set.
+    transition_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("transition.id"), index=True)
+    recipient_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("transition_recipient.id"), index=True)
+    episode_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("missing_episode.id"), index=True)
     version: Mapped[int] = mapped_column(Integer)
     #: A neutral reference with no name in it ("HP-7K3D9Q"); the file name and the email use it.
     reference: Mapped[str] = mapped_column(String(24))
@@ -61,7 +74,11 @@ class Pack(Base):
     confirmed_role = EncryptedText()
     confirmed_role_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
 
-    __table_args__ = (UniqueConstraint("recipient_id", "version", name="uq_pack_recipient_version"),)
+    __table_args__ = (
+        UniqueConstraint("recipient_id", "version", name="uq_pack_recipient_version"),
+        UniqueConstraint("episode_id", "version", name="uq_pack_episode_version"),
+        CheckConstraint("(transition_id IS NULL) <> (episode_id IS NULL)", name="transition_or_episode"),
+    )
 
 
 class PackCode(Base):

@@ -65,6 +65,11 @@ from .fonts import PackFonts
 MAX_PAGES: Final = 200
 MISSING_CODE: Final = "MISSING"
 MISSING_TITLE: Final = "Missing from care – Philomena Protocol Part 1"
+#: A missing episode's Part 2 (services/missing.py adds it after Part 1 in a police pack): on pages of its own too.
+MISSING_PART2_CODE: Final = "MISSING_PART2"
+#: Sections printed on pages of their own, each with who the child is and the photo at the top.
+OWN_PAGES: Final = (MISSING_CODE, MISSING_PART2_CODE)
+POLICE_PACK_TITLE: Final = "Missing from care: police pack"
 RESTRICTED_HEADING: Final = "Restricted: must not have contact / must not know where the child lives"
 SUBJECT: Final = "Handover pack"
 CREATOR: Final = "CLA Transitions"
@@ -300,13 +305,14 @@ def _photo(data: bytes) -> Flowable:
 
 
 def build_story(doc: PackDocument, fonts: PackFonts) -> list[Flowable]:
-    """The pack's flowables: the first page, then every section (MISSING on pages of its own)."""
+    """The pack's flowables: the first page, then every section (MISSING, and a missing episode's Part 2, on
+    pages of their own)."""
     st = _styles(fonts)
     story: list[Flowable] = []
     story += _first_page(doc, st)
     sections = list(doc.sections)
     for index, section in enumerate(sections):
-        if index == 0 or section.code == MISSING_CODE or sections[index - 1].code == MISSING_CODE:
+        if index == 0 or section.code in OWN_PAGES or sections[index - 1].code in OWN_PAGES:
             story.append(PageBreakIfNotEmpty())
         story += _section(doc, section, st)
     return story
@@ -314,7 +320,8 @@ def build_story(doc: PackDocument, fonts: PackFonts) -> list[Flowable]:
 
 def _first_page(doc: PackDocument, st: _Styles) -> list[Flowable]:
     fp = doc.first_page
-    out: list[Flowable] = [_para("Handover pack", st.title)]
+    title = POLICE_PACK_TITLE if doc.section(MISSING_PART2_CODE) is not None else "Handover pack"
+    out: list[Flowable] = [_para(title, st.title)]
     prepared = f"Prepared for {doc.prepared_for}"
     if doc.recipient_title:
         prepared += f" ({doc.recipient_title})"
@@ -422,8 +429,9 @@ def _items(items: Iterable[PackItem], st: _Styles) -> list[Flowable]:
 
 
 def _section(doc: PackDocument, section: PackSection, st: _Styles) -> list[Flowable]:
-    missing = section.code == MISSING_CODE
-    out: list[Flowable] = _heading(MISSING_TITLE if missing else section.title, st.h2, lines_after=5)
+    missing = section.code in OWN_PAGES
+    out: list[Flowable] = _heading(MISSING_TITLE if section.code == MISSING_CODE else section.title, st.h2,
+                                   lines_after=5)
     if missing:
         # Printable on its own for the police: who the child is, with the photo, at the top of the page.
         out.append(Spacer(0, 2 * mm))

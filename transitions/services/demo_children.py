@@ -190,6 +190,8 @@ def load_demo_children(deps: ServiceDeps) -> list[str]:
             _fill_sections(deps, session, child, spec, i, _view(worker), _view(nurse), actor, today)
             created.append(f"child {spec['preferred_name']} ({spec['team']})")
     created += _demo_transitions(deps)
+    from transitions.services.demo_missing import load_demo_missing  # Jade's missing episodes
+    created += [f"{n} missing episodes for Jade"] if (n := load_demo_missing(deps)) else []
     return created
 
 

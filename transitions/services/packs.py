@@ -144,9 +144,9 @@ def _items(rtype: RecipientType, section: SectionDef, fields: Iterable[FieldDef]
 
 
 def _profile_items(deps: ServiceDeps, session: Session, rtype: RecipientType, child: Child,
-                   transition: Transition) -> tuple[PackItem, ...]:
+                   destination_id: uuid.UUID | None) -> tuple[PackItem, ...]:
     codes = deps.definitions.code_lists
-    ids = {i for i in (child.responsible_la_id, child.current_placement_id, transition.destination_id) if i}
+    ids = {i for i in (child.responsible_la_id, child.current_placement_id, destination_id) if i}
     orgs = {o.id: o for o in session.scalars(select(Organisation).where(Organisation.id.in_(ids)))}
 
     def org_text(org_id: uuid.UUID | None) -> str:
@@ -166,7 +166,7 @@ def _profile_items(deps: ServiceDeps, session: Session, rtype: RecipientType, ch
         "placement_type": codes["PLACE"].label(child.placement_type) if child.placement_type else "",
         "responsible_la": org_text(child.responsible_la_id).split("\n")[0],
         "placement": org_text(child.current_placement_id),
-        "destination": org_text(transition.destination_id),
+        "destination": org_text(destination_id),
     }
     return tuple(PackItem(PROFILE_FIELDS[k][0], v, k) for k, v in values.items()
                  if v and shares_profile(rtype, k))
@@ -195,7 +195,17 @@ def build(deps: ServiceDeps, session: Session, child: Child, transition: Transit
           organisation: Organisation, *, version: int, reference: str,
           versions: dict[str, SectionVersion] | None = None) -> Built:
     """Snapshot the current section versions through the recipient type's need-to-know profile."""
-    rtype = deps.definitions.recipient_types[recipient.recipient_type]
+    return build_for(deps, session, child, recipient.recipient_type, organisation.name,
+                     destination_id=transition.destination_id, version=version, reference=reference,
+                     versions=versions)
+
+
+def build_for(deps: ServiceDeps, session: Session, child: Child, recipient_type: str, prepared_for: str, *,
+              destination_id: uuid.UUID | None, version: int, reference: str,
+              versions: dict[str, SectionVersion] | None = None) -> Built:
+    """:func:`build` for a recipient type, with or without a transition (a missing episode's police pack has
+    none: ``destination_id`` is then None)."""
+    rtype = deps.definitions.recipient_types[recipient_type]
     versions = current_versions(session, child.id) if versions is None else versions
     documents: list[tuple[str, uuid.UUID]] = []
     sections: list[PackSection] = []
@@ -216,7 +226,7 @@ def build(deps: ServiceDeps, session: Session, child: Child, transition: Transit
         own_documents: list[tuple[str, uuid.UUID]] = []
         items = _items(rtype, section, section.fields, content, own_documents)
         if section.code == "ID":
-            items = _profile_items(deps, session, rtype, child, transition) + items
+            items = _profile_items(deps, session, rtype, child, destination_id) + items
         entries: list[PackEntry] = []
         if section.entry is not None:
             restricted = _restricted(rtype, section, content)
@@ -254,7 +264,7 @@ def build(deps: ServiceDeps, session: Session, child: Child, transition: Transit
     dob = format_date(child.date_of_birth) if child.date_of_birth and shares_profile(rtype, "date_of_birth") else ""
     now_uk = deps.clock.now().astimezone(UK)
     document = PackDocument(
-        reference=reference, version=version, prepared_for=organisation.name, recipient_title=rtype.title,
+        reference=reference, version=version, prepared_for=prepared_for, recipient_title=rtype.title,
         prepared_on=format_date(now_uk.date()), sending_authority=sender_name(deps),
         sender_contact=deps.settings.packs.sender_contact,
         first_page=FirstPage(preferred_name=preferred, legal_name=legal, date_of_birth=dob, photo=None,
@@ -318,14 +328,15 @@ def materialise(deps: ServiceDeps, session: Session, child: Child, built: Built)
                    appendices=tuple(appendices))
 
 
-def render(deps: ServiceDeps, document: PackDocument) -> tuple[bytes, str, int]:
-    """The pack as an AES-256 PDF (its attached documents appended), its password and its page count."""
+def render(deps: ServiceDeps, document: PackDocument, password: str | None = None) -> tuple[bytes, str, int]:
+    """The pack as an AES-256 PDF (its attached documents appended), its password (a new one unless given) and
+    its page count."""
     # Imported here: ReportLab and pikepdf cost 0.1 s to import, which commands that draw no pack need not pay.
     from transitions.pdf import appendix_stamp, encrypt_pack, load_fonts, new_pdf_password, render_pack
 
     fonts = load_fonts(PDF_FONTS_DIR)
     plain = render_pack(document, fonts, max_pages=deps.settings.packs.max_pages)
-    password = new_pdf_password()
+    password = password or new_pdf_password()
     stamp = appendix_stamp(document, fonts) if document.appendices else None
     encrypted, pages = encrypt_pack(plain, password, document.appendices, stamp)
     return encrypted, password, pages
@@ -362,13 +373,26 @@ def issue(deps: ServiceDeps, session: Session, transition: Transition, recipient
     child = session.get(Child, transition.child_id)
     if child is None:
         raise NotFoundError("child")
-    now = deps.clock.now()
     previous = session.scalars(select(Pack).where(Pack.recipient_id == recipient.id)
                                .order_by(Pack.version.desc())).first()
     version = previous.version + 1 if previous is not None else 1
     reference = previous.reference if previous is not None else new_reference()
     built = build(deps, session, child, transition, recipient, organisation, version=version, reference=reference,
                   versions=versions)
+    return issue_built(deps, session, child, built, organisation, recipient.recipient_type, user, actor,
+                       version=version, reference=reference, previous=previous, transition_id=transition.id,
+                       recipient_id=recipient.id)
+
+
+def issue_built(deps: ServiceDeps, session: Session, child: Child, built: Built, organisation: Organisation,
+                recipient_type: str, user: StaffView, actor: Actor, *, version: int, reference: str,
+                previous: Pack | None, transition_id: uuid.UUID | None = None,
+                recipient_id: uuid.UUID | None = None, episode_id: uuid.UUID | None = None) -> Pack:
+    """Encrypt, store and link a built pack: for a transition's recipient, or for a missing episode's police
+    force (then ``episode_id`` instead of the transition and recipient). The previous version's link stops."""
+    if not organisation.mailbox:
+        raise NoMailboxError(deps.definitions.recipient_types[recipient_type].title)
+    now = deps.clock.now()
     document = materialise(deps, session, child, built)
     try:
         pdf, password, pages = render(deps, document)
@@ -382,8 +406,8 @@ def issue(deps: ServiceDeps, session: Session, transition: Transition, recipient
     pdf_blob = storage.store_blob(deps, session, "pack-pdf", "application/pdf", pdf)
     snapshot_blob = storage.store_blob(deps, session, "pack-snapshot", "application/json", to_json(document))
     session.flush()
-    pack = Pack(id=uuid.uuid4(), child_id=child.id, transition_id=transition.id, recipient_id=recipient.id,
-                version=version, reference=reference, recipient_type=recipient.recipient_type,
+    pack = Pack(id=uuid.uuid4(), child_id=child.id, transition_id=transition_id, recipient_id=recipient_id,
+                episode_id=episode_id, version=version, reference=reference, recipient_type=recipient_type,
                 organisation_id=organisation.id, token_hash=token_hash(token), created_at=now, created_by=user.id,
                 expires_at=now + timedelta(days=deps.settings.packs.link_expiry_days), pdf_blob_id=pdf_blob.id,
                 snapshot_blob_id=snapshot_blob.id, section_versions=built.section_versions[:400],
@@ -402,7 +426,7 @@ def issue(deps: ServiceDeps, session: Session, transition: Transition, recipient
         purpose="pack_link", idempotency_key=f"pack-link-{pack.id}")
     pack.outbox_message_id = message.id
     audit.record(session, deps.audit_chain, deps.clock, actor, "pack.issued", object_type="pack", object_id=pack.id,
-                 details={"kind": recipient.recipient_type, "count": version, "link_id": transition.id})
+                 details={"kind": recipient_type, "count": version, "link_id": transition_id or episode_id})
     return pack
 
 
@@ -747,3 +771,10 @@ def allocated_worker_email(session: Session, child: Child) -> str | None:
 
 def staff_transition_url(deps: ServiceDeps, transition_id: uuid.UUID) -> str:
     return deps.settings.app.public_base_url.rstrip("/") + f"/transitions/{transition_id}"
+
+
+def staff_pack_url(deps: ServiceDeps, pack: Pack) -> str:
+    """The staff page a pack was sent from: its transition, or the missing episode it was sent for."""
+    if pack.transition_id is not None:
+        return staff_transition_url(deps, pack.transition_id)
+    return deps.settings.app.public_base_url.rstrip("/") + f"/children/{pack.child_id}/missing/{pack.episode_id}"

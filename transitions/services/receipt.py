@@ -37,7 +37,7 @@ from transitions.services import audit, outbox, tasks
 from transitions.services.audit import Actor
 from transitions.services.deps import ServiceDeps
 from transitions.services.errors import ServiceError
-from transitions.services.packs import allocated_worker_email, sender_name, staff_transition_url
+from transitions.services.packs import allocated_worker_email, sender_name, staff_pack_url
 
 _CODE_PURPOSE = "recipient-code"
 log = logging.getLogger("transitions.receipt")
@@ -408,7 +408,7 @@ version {version}.
 
 Sections: {sections}
 
-Open the transition to read the request and answer it: {url}
+Read the request and answer it: {url}
 """
 
 
@@ -442,7 +442,7 @@ def confirm(deps: ServiceDeps, sid: str | None, name: str, role: str, attested: 
             _notify_worker(deps, session, pack, f"Pack {pack.reference} confirmed", CONFIRMED_EMAIL.format(
                 organisation=organisation.name if organisation else "", reference=pack.reference,
                 recipient=_type_title(deps, pack), version=pack.version,
-                name=name, role=role, url=staff_transition_url(deps, pack.transition_id)),
+                name=name, role=role, url=staff_pack_url(deps, pack)),
                 f"pack-confirmed-{pack.id}")
         return _view(deps, session, pack, sid or "")
 
@@ -487,7 +487,7 @@ def request_information(deps: ServiceDeps, sid: str | None, sections: list[str],
         _notify_worker(deps, session, pack, f"Information requested for pack {pack.reference}", REQUEST_EMAIL.format(
             organisation=organisation.name if organisation else "", reference=pack.reference,
             recipient=_type_title(deps, pack), version=pack.version,
-            sections=", ".join(known[c].title for c in chosen), url=staff_transition_url(deps, pack.transition_id)),
+            sections=", ".join(known[c].title for c in chosen), url=staff_pack_url(deps, pack)),
             f"pack-request-{request.id}")
 
 

@@ -243,7 +243,8 @@ class RequestView:
     id: uuid.UUID
     child_id: uuid.UUID
     child_name: str
-    transition_id: uuid.UUID
+    #: None for a pack sent for a missing episode rather than a move
+    transition_id: uuid.UUID | None
     pack_reference: str
     pack_version: int
     organisation: str

@@ -298,6 +298,10 @@ def _mark_for_revocation(session: Session, transition_id: uuid.UUID) -> None:
         recipient.revoke_pending = True
 
 
+#: Recipient types used only for a missing-from-care report (services/missing.py), never for a move.
+MISSING_ONLY_TYPES = frozenset({"missing_police"})
+
+
 # ---- crisis flag (Lesson CH6.3) ---------------------------------------------------------------------------
 
 
@@ -632,7 +636,7 @@ def add_recipient(deps: ServiceDeps, transition_id: uuid.UUID, recipient_type: s
                   reason: str, user: StaffView, actor: Actor) -> None:
     errors: dict[str, str] = {}
     definition = deps.definitions.recipient_types.get(recipient_type)
-    if definition is None:
+    if definition is None or recipient_type in MISSING_ONLY_TYPES:
         errors["recipient_type"] = "Select the type of recipient"
     try:
         text = typed_reason(reason, asking="the reason for adding this recipient")

@@ -102,7 +102,8 @@ def show(transition_id: UUID) -> str:
     heading, _access = children.child_heading(deps(), check.child_id, _user(), actor())
     recipient_form = RecipientForm()
     recipient_form.recipient_type.choices = choices([("", "Select a type")] + [
-        (r.code, r.title) for r in deps().definitions.recipient_types.values()])
+        (r.code, r.title) for r in deps().definitions.recipient_types.values()
+        if r.code not in service.MISSING_ONLY_TYPES])
     orgs = organisations.list_organisations(deps())
     recipient_form.organisation_id.choices = choices([("", "Choose later")] + [
         (str(o.id), f"{o.name} ({o.kind_label.lower()})") for o in orgs])

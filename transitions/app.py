@@ -133,15 +133,17 @@ def navigation(user: StaffView | None) -> list[dict[str, object]]:
     if user is None:
         return []
     items = [("home.index", "Home")]
-    if not user.is_admin:
+    if not user.is_admin and user.role.value != "auditor":  # auditors see reports and audit, not records
         items.append(("children.index", "Children"))
     if user.role.value in ("social_worker", "cla_nurse", "team_manager", "senior_manager"):
         items.append(("work.my_work", "Your work"))
     if user.role.value in ("team_manager", "senior_manager", "auditor"):
         items.append(("transitions.crisis", "Crisis flags"))
         items.append(("children.break_glass_log", "Break-glass access"))
+        items.append(("audit.index", "Audit"))
     if user.is_admin:
-        items += [("admin.users", "Users"), ("admin.teams", "Teams"), ("organisations.index", "Organisations")]
+        items += [("admin.users", "Users"), ("admin.teams", "Teams"), ("organisations.index", "Organisations"),
+                  ("audit.integrity", "Audit trail check")]
     items.append(("auth.account", "Your account"))
     return [{"href": url_for(ep), "text": text, "active": request.endpoint == ep} for ep, text in items]
 
@@ -176,10 +178,13 @@ def register_blueprints(app: Flask, settings: Settings) -> None:
     app.register_blueprint(children.bp)
     app.register_blueprint(transitions_views.bp)
     app.register_blueprint(recipient.bp)
-    app.register_blueprint(work.bp)
     from transitions.web import missing
 
     app.register_blueprint(missing.bp)
+    from transitions.web import audit_views
+
+    app.register_blueprint(audit_views.bp)
+    app.register_blueprint(work.bp)
     if settings.is_development:
         from transitions.web import dev
 

@@ -145,6 +145,9 @@ def audit_verify(checkpoint: str | None) -> None:
         raise click.BadParameter(str(exc), param_hint="--checkpoint") from None
     with deps.db.transaction() as session:
         report = audit.verify(session, deps.audit_chain, checkpoint=expected)
+    from transitions.services import audit_views
+
+    audit_views.record_check(deps, Actor.system("audit-verify"), report)  # shown to administrators
     if report.ok:
         click.echo(f"Audit chain intact: {report.checked} events verified.")
         click.echo(f"Checkpoint (keep it outside the database): {report.checkpoint}")

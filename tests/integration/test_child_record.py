@@ -365,7 +365,7 @@ def test_photo_age_shows_as_stale_after_six_months(client, deps, clock, record):
 
 
 @pytest.mark.parametrize(("role", "team", "read", "edit_risk"), [
-    ("auditor", None, 200, 403),
+    ("auditor", None, 403, 403),  # auditors see reports and the audit trail, never the record
     ("senior_manager", None, 200, 200),
     ("team_manager", "North", 200, 200),
     ("team_manager", "South", 403, 403),

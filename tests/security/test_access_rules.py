@@ -100,3 +100,23 @@ def test_every_post_route_refuses_a_missing_csrf_token(app, client, deps, clock)
         assert response.status_code == 400, url
         assert "the form was out of date" in response.get_data(as_text=True), url
     assert client.get("/").status_code == 200  # still signed in: nothing was done
+
+
+#: Endpoints of the record's blueprints that show no child's record (lists of flags and of break-glass uses).
+AUDITOR_OVERSIGHT = {"transitions.crisis", "children.break_glass_log"}
+
+
+def test_no_route_into_a_childs_record_admits_an_auditor(app):
+    """Auditors see reports and the audit trail, not child records (issue 6): the rule is in the routes too."""
+    from transitions.services.roles import Role
+
+    record = [e for e in app.view_functions
+              if e.split(".")[0] in ("children", "transitions", "missing") or e == "audit.recipients"]
+    assert len(record) >= 15
+    for endpoint in record:
+        rule = rule_for(app, endpoint)
+        assert rule is not None and not rule.public, endpoint
+        assert (Role.AUDITOR in rule.roles) == (endpoint in AUDITOR_OVERSIGHT), endpoint
+    assert rule_for(app, "audit.trail").roles == {Role.AUDITOR, Role.SENIOR_MANAGER, Role.TEAM_MANAGER}
+    assert rule_for(app, "audit.index").roles == {Role.AUDITOR, Role.SENIOR_MANAGER, Role.TEAM_MANAGER}
+    assert rule_for(app, "audit.integrity").roles == {Role.ADMIN}

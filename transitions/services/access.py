@@ -3,7 +3,8 @@
 - the allocated social worker and everyone in the child's team: read and edit (sections their role edits)
 - team managers: their own team's children; senior managers: every child
 - CLA nurses: read every child, edit only the sections the definitions give them (HEALTH, MH)
-- auditors: read only; administrators: no child data at all
+- auditors and administrators: no child record at all (auditors see reports and the audit trail, which
+  `can_view_audit` allows them for every child without opening the record)
 - anyone else on staff: a typed "break-glass" reason opens the record read-only for a limited time,
   flagged in the audit trail and reported to the child's team manager.
 """
@@ -28,7 +29,6 @@ class Via(enum.StrEnum):
     TEAM = "team"
     SENIOR_MANAGER = "senior_manager"
     NURSE = "cla_nurse"
-    AUDITOR = "auditor"
     BREAK_GLASS = "break_glass"
     NONE = "none"
 
@@ -48,7 +48,7 @@ class ChildAccess:
 
     @property
     def may_break_glass(self) -> bool:
-        """Staff who cannot see the record may ask to, with a reason; administrators may not."""
+        """Staff who cannot see the record may ask to, with a reason; administrators and auditors may not."""
         return self.via is Via.NONE and self.role not in (Role.ADMIN, Role.AUDITOR)
 
     @property
@@ -62,10 +62,8 @@ class ChildAccess:
 def allocation_access(user: StaffView, child: Child) -> Via:
     """Access that follows from role and allocation alone (no break-glass)."""
     role = user.role
-    if role is Role.ADMIN:
+    if role in (Role.ADMIN, Role.AUDITOR):
         return Via.NONE
-    if role is Role.AUDITOR:
-        return Via.AUDITOR
     if role is Role.SENIOR_MANAGER:
         return Via.SENIOR_MANAGER
     if role is Role.CLA_NURSE:
@@ -89,7 +87,7 @@ def active_grant(session: Session, child_id: uuid.UUID, user_id: uuid.UUID, now:
 
 def access_to(session: Session, user: StaffView, child: Child, now: datetime) -> ChildAccess:
     via = allocation_access(user, child)
-    if via is not Via.NONE or user.role is Role.ADMIN:
+    if via is not Via.NONE or user.role in (Role.ADMIN, Role.AUDITOR):
         return ChildAccess(via, user.role)
     grant = active_grant(session, child.id, user.id, now)
     if grant is not None:
@@ -99,9 +97,9 @@ def access_to(session: Session, user: StaffView, child: Child, now: datetime) ->
 
 def visible_filter(user: StaffView) -> object | None:
     """A SQL condition selecting the children a user sees without break-glass; None means every child."""
-    if user.role in (Role.SENIOR_MANAGER, Role.CLA_NURSE, Role.AUDITOR):
+    if user.role in (Role.SENIOR_MANAGER, Role.CLA_NURSE):
         return None
-    if user.role is Role.ADMIN:
+    if user.role in (Role.ADMIN, Role.AUDITOR):
         return Child.id.is_(None)  # no rows
     conditions = [Child.allocated_worker_id == user.id] if user.role is Role.SOCIAL_WORKER else []
     if user.team_id is not None:
@@ -111,3 +109,20 @@ def visible_filter(user: StaffView) -> object | None:
     from sqlalchemy import or_
 
     return or_(*conditions)
+
+
+def can_view_audit(user: StaffView, child: Child) -> bool:
+    """Who reads a child's audit trail (who saw or changed what): auditors and senior managers for every child,
+    team managers for their team's. It shows no content of the record, so it needs no access to it."""
+    if user.role in (Role.AUDITOR, Role.SENIOR_MANAGER):
+        return True
+    return user.role is Role.TEAM_MANAGER and child.team_id is not None and child.team_id == user.team_id
+
+
+def audit_filter(user: StaffView) -> object | None:
+    """The children whose audit trail a user may read, as a SQL condition; None means every child."""
+    if user.role in (Role.AUDITOR, Role.SENIOR_MANAGER):
+        return None
+    if user.role is Role.TEAM_MANAGER and user.team_id is not None:
+        return Child.team_id == user.team_id
+    return Child.id.is_(None)  # no rows

@@ -25,6 +25,8 @@ ALLOWED_DETAIL_KEYS = frozenset({
     "role", "old_role", "new_role", "team_id", "reason_code", "count", "key_id", "rows", "blobs", "purpose",
     "attempts", "status", "target_user_id", "link_id", "message_id", "method", "path_rule", "old_team_id",
     "new_team_id", "endpoint", "via", "fields", "kind", "old_status",
+    "ok", "checked", "first_broken_seq",  # an integrity check's result (audit_views.record_check)
+    "pack_id", "level", "escalation_id", "task_id", "request_id", "recipient_type",  # follow-through: ids, codes
 })
 
 

@@ -40,7 +40,8 @@ from transitions.web.timefmt import clock_time
 bp = Blueprint("children", __name__)
 T = TypeVar("T")
 
-RECORD_ROLES = (Role.SOCIAL_WORKER, Role.CLA_NURSE, Role.TEAM_MANAGER, Role.SENIOR_MANAGER, Role.AUDITOR)
+#: Auditors see reports and the audit trail, never a child's record (issue 6 part 6).
+RECORD_ROLES = (Role.SOCIAL_WORKER, Role.CLA_NURSE, Role.TEAM_MANAGER, Role.SENIOR_MANAGER)
 CREATE_ROLES = (Role.SOCIAL_WORKER, Role.TEAM_MANAGER, Role.SENIOR_MANAGER)
 
 

@@ -34,7 +34,7 @@ from transitions.web.transitions_forms import (
 
 bp = Blueprint("transitions", __name__)
 
-READ_ROLES = (Role.SOCIAL_WORKER, Role.CLA_NURSE, Role.TEAM_MANAGER, Role.SENIOR_MANAGER, Role.AUDITOR)
+READ_ROLES = (Role.SOCIAL_WORKER, Role.CLA_NURSE, Role.TEAM_MANAGER, Role.SENIOR_MANAGER)  # never auditors
 WRITE_ROLES = (Role.SOCIAL_WORKER, Role.TEAM_MANAGER, Role.SENIOR_MANAGER)
 DESTINATION_KINDS = frozenset({"placement", "childrens_home", "hospital", "ward"})
 

@@ -141,6 +141,7 @@ def navigation(user: StaffView | None) -> list[dict[str, object]]:
         items.append(("transitions.crisis", "Crisis flags"))
         items.append(("children.break_glass_log", "Break-glass access"))
         items.append(("audit.index", "Audit"))
+        items.append(("reports.index", "Reports"))
     if user.is_admin:
         items += [("admin.users", "Users"), ("admin.teams", "Teams"), ("organisations.index", "Organisations"),
                   ("audit.integrity", "Audit trail check")]
@@ -184,6 +185,9 @@ def register_blueprints(app: Flask, settings: Settings) -> None:
     from transitions.web import audit_views
 
     app.register_blueprint(audit_views.bp)
+    from transitions.web import reports
+
+    app.register_blueprint(reports.bp)
     app.register_blueprint(work.bp)
     if settings.is_development:
         from transitions.web import dev

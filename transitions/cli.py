@@ -90,12 +90,13 @@ def create_admin(email: str, name: str) -> None:
 @with_appcontext
 def load_demo() -> None:
     """Load fictional demo teams and one account per role (development only; idempotent)."""
-    from transitions.services import demo, demo_children
+    from transitions.services import demo, demo_children, demo_history
     from transitions.services.errors import ForbiddenActionError
 
     try:
         created = demo.load_demo(_deps())
         created += demo_children.load_demo_children(_deps())
+        created += demo_history.load_demo_history(_deps())  # fictional past moves, for the reports
     except ForbiddenActionError as exc:
         click.echo(str(exc), err=True)
         sys.exit(1)

@@ -254,5 +254,89 @@ def test_four_tick_processes_started_together_send_no_email_twice(deps, world, s
     # Each queued message arrived once (its Message-ID is its outbox id), and each slot queued its own.
     assert Counter(m["Message-ID"].split("@")[0].strip("<") for m in received) == Counter(
         str(m.id) for m in messages)
-    keys = [m.idempotency_key for m in messages if m.idempotency_key.startswith("follow-up-")]
-    assert len(keys) == len(set(keys)) > 10
+    # Every claimed slot queued exactly the emails it counted, whichever process claimed it.
+    per_slot = Counter(m.idempotency_key[:len("follow-up-") + 36 + 1 + len(m.idempotency_key.split("-")[7])]
+                       for m in messages if m.idempotency_key.startswith("follow-up-"))
+    assert sum(per_slot.values()) == sum(s.messages for s in slots) > 10
+    for s in slots:
+        assert per_slot.get(f"follow-up-{s.pack_id}-{s.slot}", 0) == s.messages, s.slot
+
+
+def test_a_social_worker_acknowledges_but_only_a_manager_resolves(deps, clock, world):
+    transition_id = send_jade(deps, world)
+    _token, pack = link_for(deps, transition_id, "receiving_placement")
+    clock.advance(hours=2)
+    tick.run(deps)
+    sw, sw_actor = world.view(deps, "social_worker"), world.actor("social_worker")
+    mine = [r for r in follow_up.dashboard(deps, sw, sw_actor)[0] if r.pack_reference == pack.reference]
+    assert [r.level for r in mine] == ["social_worker"]
+    with pytest.raises(ForbiddenActionError):
+        follow_up.resolve(deps, mine[0].id, "The home says it has the pack", sw, sw_actor)
+    follow_up.acknowledge(deps, mine[0].id, "Left a message with the home's manager", sw, sw_actor)
+    clock.advance(hours=4)
+    tick.run(deps)  # acknowledging does not stop the team manager's alert
+    assert state(deps, pack.id)[1] == {"social_worker": 1, "team_manager": 1}
+
+
+def test_an_alert_passed_up_for_want_of_a_team_manager_is_on_a_senior_managers_page(deps, clock, world):
+    """Amira's team (South) has no team manager: its alert goes to senior managers, and is theirs to act on."""
+    transition_id = send_emergency(deps, world)
+    _token, pack = link_for(deps, transition_id, "receiving_placement")
+    clock.advance(hours=6)
+    tick.run(deps)
+    sm, sm_actor = world.view(deps, "senior_manager"), world.actor("senior_manager")
+    rows = [r for r in follow_up.dashboard(deps, sm, sm_actor)[0] if r.pack_reference == pack.reference]
+    assert [r.level for r in rows] == ["team_manager"]
+    with deps.db.transaction() as session:
+        escalation = session.get(Escalation, rows[0].id)
+        assert escalation.addressed_role == "senior_manager"
+    follow_up.resolve(deps, rows[0].id, "Spoke to the home: confirmed by phone", sm, sm_actor)
+
+
+def test_reminders_queued_while_the_mail_server_is_down_are_withdrawn_once_the_pack_is_confirmed(
+        deps, clock, world, smtp_server):
+    closed = SmtpTransport("127.0.0.1", 9, starttls=False, timeout=2)
+    transition_id = send_jade(deps, world)
+    token, pack = link_for(deps, transition_id, "receiving_placement")
+    clock.advance(hours=2)
+    tick.run(deps, transport=closed)
+    with deps.db.transaction() as session:
+        waiting = [m.id for m in session.scalars(select(OutboxMessage).where(
+            OutboxMessage.idempotency_key.like(f"follow-up-{pack.id}-%")))]
+    assert len(waiting) >= 2  # the reminder due now and the social worker's alert
+    receipt.confirm(deps, verified_session(deps, token, pack.id), "Sam Okoro", "Registered manager", True,
+                    WARD_NURSE)
+    clock.advance(minutes=30)
+    report = tick.run(deps)
+    assert report.follow_up is not None and report.follow_up.withdrawn == len(waiting)
+    with deps.db.transaction() as session:
+        assert {session.get(OutboxMessage, i).status for i in waiting} == {"withdrawn"}
+    subjects = [str(m["Subject"]) for m in smtp_server.messages]
+    assert not [s for s in subjects if pack.reference in s and ("Reminder" in s or "overdue" in s)]
+
+
+def test_a_planned_moves_reminder_due_at_night_waits_for_the_working_day():
+    rule = follow_up.EscalationRule(working_hours=True, remind_before_hours=4, social_worker_after_hours=0,
+                                    team_manager_after_hours=4, senior_manager_after_hours=16)
+    three_am = datetime(2026, 12, 2, 3, 0, tzinfo=UTC)
+    times = follow_up.slot_times(rule, three_am)
+    assert times["remind_due"] == times["social_worker"] == datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
+    assert times["remind_before"] == datetime(2026, 12, 1, 13, 0, tzinfo=UTC)
+
+
+def test_one_pack_that_fails_does_not_stop_the_others(deps, clock, world, monkeypatch):
+    transition_id = send_jade(deps, world)
+    _token, broken = link_for(deps, transition_id, "receiving_placement")
+    real = follow_up.confirmation_due_at
+
+    def failing(deps_, transition, recipient, pack):
+        if pack.id == broken.id:
+            raise RuntimeError("simulated")
+        return real(deps_, transition, recipient, pack)
+
+    monkeypatch.setattr(follow_up, "confirmation_due_at", failing)
+    clock.advance(days=3)
+    report = tick.run(deps)
+    assert report.follow_up is not None and report.follow_up.errors == [f"{broken.id}: RuntimeError"]
+    assert report.follow_up.escalations > 0 and any("follow-up of 1 pack" in j for j in report.failed_jobs)
+    assert state(deps, broken.id) == ([], {}, 0)

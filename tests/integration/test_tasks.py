@@ -158,3 +158,33 @@ def test_the_transition_page_shows_its_escalations_and_links_each_request(client
     assert client.get(f"/requests/{request_id}").status_code == 200
     sign_in(client, world.accounts["social_worker"], clock)  # another team's worker, not allocated
     assert client.get(f"/requests/{request_id}").status_code in (403, 404)
+
+
+def test_break_glass_reads_a_request_but_cannot_answer_it(deps, world):
+    from transitions.services import children
+
+    transition_id = send_emergency(deps, world)
+    token, pack = link_for(deps, transition_id, "receiving_placement")
+    receipt.request_information(deps, verified_session(deps, token, pack.id), ["HEALTH"], "Which GP is she with?",
+                                "Sam, manager", WARD_NURSE)
+    with deps.db.transaction() as session:
+        request_id = session.scalars(select(InformationRequest.id)).one()
+    other, other_actor = world.view(deps, "social_worker"), world.actor("social_worker")  # North, not allocated
+    children.break_glass(deps, world.children["Amira"], "Emergency duty: the ward rang about her GP", other,
+                         other_actor)
+    assert tasks.information_request(deps, request_id, other, other_actor).reason == "Which GP is she with?"
+    with pytest.raises(ForbiddenActionError):
+        tasks.answer_request(deps, request_id, "Told the ward the GP's name on the phone", other, other_actor)
+    with deps.db.transaction() as session:
+        assert session.get(InformationRequest, request_id).answered_at is None
+
+
+def test_a_task_with_nobody_allocated_and_no_team_goes_to_senior_managers_not_every_worker(deps, world):
+    with deps.db.transaction() as session:
+        child = session.get(Child, world.children["Jade"])
+        child.allocated_worker_id, child.team_id = None, None
+    save(deps, world, "Jade", "RISK", "senior_manager", risk_narrative=dict(NOT_KNOWN))
+    assert not work(deps, world, "social_worker", "chase_not_known", "Jade")
+    assert not work(deps, world, "social_worker_south", "chase_not_known", "Jade")
+    assert [t.field_ref for t in work(deps, world, "senior_manager", "chase_not_known", "Jade")] == [
+        "RISK.risk_narrative"]

@@ -53,8 +53,11 @@ class Escalation(Base):
     pack_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("pack.id"), index=True)
     #: The child's team when it was raised (a team manager sees their own team's).
     team_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("team.id"))
-    #: social_worker, team_manager or senior_manager
+    #: The slot that raised it: social_worker, team_manager or senior_manager
     level: Mapped[str] = mapped_column(String(20))
+    #: Who answers for it: the slot's role, or the next one up when nobody holds it (no worker allocated, no
+    #: team manager); dashboards and permissions read this, so an alert passed up is on someone's page.
+    addressed_role: Mapped[str] = mapped_column(String(20))
     confirmation_due_at: Mapped[datetime] = mapped_column(UTCDateTime)
     raised_at: Mapped[datetime] = mapped_column(UTCDateTime)
     status: Mapped[str] = mapped_column(String(14), default=EscalationStatus.OPEN)

@@ -16,6 +16,7 @@ class OutboxStatus(enum.StrEnum):
     QUEUED = "queued"
     SENT = "sent"
     FAILED = "failed"  # gave up after the last attempt; shown to admins
+    WITHDRAWN = "withdrawn"  # a reminder or alert whose pack was confirmed or withdrawn before it went
 
 
 class OutboxMessage(Base):

@@ -29,6 +29,8 @@ from transitions.models import (
     EscalationStatus,
     FollowUpSlot,
     Organisation,
+    OutboxMessage,
+    OutboxStatus,
     Pack,
     Role,
     StaffUser,
@@ -41,6 +43,7 @@ from transitions.services.accounts import StaffView
 from transitions.services.audit import Actor
 from transitions.services.deps import ServiceDeps
 from transitions.services.errors import ForbiddenActionError, NotFoundError
+from transitions.services.tasks import AlreadyDoneError
 from transitions.services.values import typed_reason
 
 log = logging.getLogger("transitions.follow_up")
@@ -80,7 +83,7 @@ def slot_times(rule: EscalationRule, due: datetime) -> dict[str, datetime]:
     """When each slot of a pack whose confirmation is due at `due` falls."""
     working = rule.working_hours
     times = {"remind_before": deadlines.shift_hours(due, -rule.remind_before_hours, working_hours=working),
-             "remind_due": due}
+             "remind_due": deadlines.shift_hours(due, 0, working_hours=working)}
     for level in ESCALATION_LEVELS:
         times[level] = deadlines.shift_hours(due, rule.after_hours(level), working_hours=working)
     return times
@@ -93,6 +96,7 @@ class FollowUpReport:
     skipped: int = 0
     closed: int = 0
     busy: int = 0
+    withdrawn: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -113,14 +117,18 @@ def _candidates(deps: ServiceDeps) -> list[uuid.UUID]:
 
 def run(deps: ServiceDeps, *, worker: str = "tick") -> FollowUpReport:
     """Send every reminder and raise every escalation whose time has come, once; close escalations whose pack
-    has been confirmed or withdrawn since."""
+    has been confirmed or withdrawn since, and withdraw their reminders and alerts not yet delivered."""
     report = FollowUpReport()
     for pack_id in _candidates(deps):
         try:
             _follow(deps, pack_id, report, worker)
         except IntegrityError:  # another process claimed a slot of this pack first: its work, not ours
             report.busy += 1
+        except Exception as exc:  # one bad pack must not stop the others' follow-up; it is retried next tick
+            log.exception("follow-up of pack %s failed", pack_id)
+            report.errors.append(f"{pack_id}: {type(exc).__name__}")
     report.closed = _close_settled(deps)
+    report.withdrawn = withdraw_settled(deps)
     return report
 
 
@@ -134,8 +142,8 @@ def _follow(deps: ServiceDeps, pack_id: uuid.UUID, report: FollowUpReport, worke
         if pack is None:  # locked by another tick process: it is doing this pack now
             report.busy += 1
             return
-        if pack.confirmed_at is not None or pack.revoked_at is not None:
-            return
+        if pack.confirmed_at is not None or pack.revoked_at is not None or _resolved_by_staff(session, pack.id):
+            return  # settled since the candidates were listed
         transition = session.get(Transition, pack.transition_id)
         recipient = session.get(TransitionRecipient, pack.recipient_id)
         assert transition is not None and recipient is not None
@@ -157,11 +165,14 @@ def _follow(deps: ServiceDeps, pack_id: uuid.UUID, report: FollowUpReport, worke
                 report.skipped += 1
 
 
+def _resolved_by_staff(session: Session, pack_id: uuid.UUID) -> bool:
+    return session.scalars(select(Escalation.id).where(Escalation.pack_id == pack_id,
+                                                       Escalation.resolved_cause == "staff")).first() is not None
+
+
 def _act(deps: ServiceDeps, session: Session, slot: str, pack: Pack, transition: Transition,
          recipient: TransitionRecipient, due: datetime, times: dict[str, datetime], now: datetime) -> int:
     """Do what the slot is for; return the number of emails queued."""
-    organisation = session.get(Organisation, pack.organisation_id)
-    org_name = organisation.name if organisation is not None else ""
     type_title = _type_title(deps, pack.recipient_type)
     if slot in ("remind_before", "remind_due"):
         # A reminder only helps while the link works, and only the latest one due is worth sending: a tick
@@ -170,48 +181,48 @@ def _act(deps: ServiceDeps, session: Session, slot: str, pack: Pack, transition:
         if late or pack.expires_at <= now or not pack.address:
             return 0
         outbox.enqueue(session, now, to=pack.address, subject=f"Reminder: please confirm handover pack "
-                       f"{pack.reference}", body=_reminder_body(deps, pack, org_name, due, slot),
+                       f"{pack.reference}", body=_reminder_body(deps, session, pack, due, slot),
                        purpose="pack_reminder", idempotency_key=f"follow-up-{pack.id}-{slot}")
         return 1
     child = session.get(Child, pack.child_id)
     assert child is not None
+    addressed, people = _alerted(session, slot, child)
     escalation = Escalation(id=uuid.uuid4(), child_id=child.id, transition_id=transition.id, pack_id=pack.id,
-                            team_id=child.team_id, level=slot, confirmation_due_at=due, raised_at=now,
-                            status=EscalationStatus.OPEN)
+                            team_id=child.team_id, level=slot, addressed_role=addressed, confirmation_due_at=due,
+                            raised_at=now, status=EscalationStatus.OPEN)
     session.add(escalation)
     audit.record(session, deps.audit_chain, deps.clock, Actor.system("tick"), "escalation.raised",
                  object_type="child", object_id=child.id,
                  details={"pack_id": pack.id, "level": slot, "recipient_type": pack.recipient_type})
-    sent = 0
-    for address in _alert_addresses(session, slot, child):
+    for person_id, address in people:
+        # The email names neither the child nor the receiving organisation (where the child is), only the
+        # pack's reference and the kind of recipient.
         outbox.enqueue(session, now, to=address, subject=f"Confirmation overdue: handover pack {pack.reference}",
                        body=ESCALATION_EMAIL.format(
-                           organisation=org_name, recipient=type_title, reference=pack.reference,
-                           version=pack.version, due=_uk(due), level=LEVEL_LABELS[slot].lower(),
-                           url=deps.settings.app.public_base_url.rstrip("/") + "/"),
-                       purpose="escalation", idempotency_key=f"follow-up-{pack.id}-{slot}-{address}")
-        sent += 1
-    return sent
+                           recipient=type_title, reference=pack.reference, version=pack.version, due=_uk(due),
+                           level=LEVEL_LABELS[slot].lower(), url=deps.settings.app.public_base_url.rstrip("/") + "/"),
+                       purpose="escalation", idempotency_key=f"follow-up-{pack.id}-{slot}-{person_id}")
+    return len(people)
 
 
-def _alert_addresses(session: Session, level: str, child: Child) -> list[str]:
-    """The allocated worker; the child's team managers; every senior manager. Nobody at a level (no worker
-    allocated, no team manager) passes the alert up a level rather than dropping it."""
-    def active(query: object) -> list[str]:
+def _alerted(session: Session, level: str, child: Child) -> tuple[str, list[tuple[uuid.UUID, str]]]:
+    """Who answers for an alert, and their addresses: the allocated worker; the child's team managers; every
+    senior manager. Nobody at a level (no worker allocated, no team manager) passes it up a level rather than
+    dropping it."""
+    def active(query: object) -> list[tuple[uuid.UUID, str]]:
         users = session.scalars(query)  # type: ignore[call-overload]
-        return sorted({u.email for u in users if u.status == AccountStatus.ACTIVE.value and u.email})
+        return sorted((u.id, u.email) for u in users if u.status == AccountStatus.ACTIVE.value and u.email)
 
     if level == "social_worker" and child.allocated_worker_id is not None:
         found = active(select(StaffUser).where(StaffUser.id == child.allocated_worker_id))
         if found:
-            return found
-        level = "team_manager"
+            return "social_worker", found
     if level in ("social_worker", "team_manager") and child.team_id is not None:
         found = active(select(StaffUser).where(StaffUser.role == Role.TEAM_MANAGER.value,
                                                StaffUser.team_id == child.team_id))
         if found:
-            return found
-    return active(select(StaffUser).where(StaffUser.role == Role.SENIOR_MANAGER.value))
+            return "team_manager", found
+    return "senior_manager", active(select(StaffUser).where(StaffUser.role == Role.SENIOR_MANAGER.value))
 
 
 def _close_settled(deps: ServiceDeps) -> int:
@@ -228,6 +239,38 @@ def _close_settled(deps: ServiceDeps) -> int:
             escalation.resolved_cause = "confirmed" if pack.confirmed_at is not None else "closed"
             closed += 1
     return closed
+
+
+#: The follow-up emails' idempotency keys start "follow-up-<pack id>-" (see _act).
+_KEY_PREFIX = "follow-up-"
+
+
+def withdraw_settled(deps: ServiceDeps) -> int:
+    """Reminders and alerts still queued (the mail server was down) whose pack has since been confirmed,
+    revoked or resolved by staff are withdrawn, not delivered late. Runs before delivery in the same tick."""
+    with deps.db.transaction() as session:
+        queued = list(session.scalars(select(OutboxMessage).where(
+            OutboxMessage.status == OutboxStatus.QUEUED.value,
+            OutboxMessage.purpose.in_(("pack_reminder", "escalation")))))
+        if not queued:
+            return 0
+        by_pack: dict[uuid.UUID, list[OutboxMessage]] = {}
+        for message in queued:
+            try:
+                pack_id = uuid.UUID(message.idempotency_key[len(_KEY_PREFIX):len(_KEY_PREFIX) + 36])
+            except ValueError:
+                continue
+            by_pack.setdefault(pack_id, []).append(message)
+        settled = set(session.scalars(select(Pack.id).where(
+            Pack.id.in_(by_pack), (Pack.confirmed_at.is_not(None)) | (Pack.revoked_at.is_not(None)))))
+        settled |= set(session.scalars(select(Escalation.pack_id).where(
+            Escalation.pack_id.in_(by_pack), Escalation.resolved_cause == "staff")))
+        withdrawn = 0
+        for pack_id in settled:
+            for message in by_pack[pack_id]:
+                message.status = OutboxStatus.WITHDRAWN.value
+                withdrawn += 1
+        return withdrawn
 
 
 def _type_title(deps: ServiceDeps, code: str) -> str:
@@ -248,19 +291,22 @@ receipt". Opening the link is not a confirmation.
 
 If you cannot find the email or the link no longer works: {contact}
 """
-ESCALATION_EMAIL = """{organisation} ({recipient}) has not confirmed receipt of handover pack {reference}
-(version {version}). Confirmation was due on {due}.
+ESCALATION_EMAIL = """The {recipient} has not confirmed receipt of handover pack {reference} (version {version}).
+Confirmation was due on {due}.
 
 This is the {level} alert. Sign in to see it on your home page, acknowledge it and say what you are doing:
 {url}
 """
 
 
-def _reminder_body(deps: ServiceDeps, pack: Pack, org_name: str, due: datetime, slot: str) -> str:
+def _reminder_body(deps: ServiceDeps, session: Session, pack: Pack, due: datetime, slot: str) -> str:
+    """To the recipient's own mailbox: it may name its own organisation, as the link email does."""
     from transitions.services.packs import sender_name
 
+    organisation = session.get(Organisation, pack.organisation_id)
     return REMINDER_EMAIL.format(
-        sender=sender_name(deps), organisation=org_name, reference=pack.reference, version=pack.version,
+        sender=sender_name(deps), organisation=organisation.name if organisation is not None else "",
+        reference=pack.reference, version=pack.version,
         when=f"by {_uk(due)}" if slot == "remind_before" else f"now (it was due on {_uk(due)})",
         sent=_uk(pack.created_at), expires=_uk(pack.expires_at), contact=deps.settings.packs.sender_contact)
 
@@ -292,13 +338,14 @@ class EscalationRow:
 
 
 def _scope(user: StaffView) -> object | None:
-    """Which escalations a person answers for: their level, and their children or team."""
+    """Which escalations a person answers for: those addressed to their role, for their children or team (the
+    child's team now, as everywhere else in the service)."""
     if user.role is Role.SENIOR_MANAGER:
-        return Escalation.level == "senior_manager"
-    if user.role is Role.TEAM_MANAGER:
-        return (Escalation.level == "team_manager") & (Escalation.team_id == user.team_id)
+        return Escalation.addressed_role == "senior_manager"
+    if user.role is Role.TEAM_MANAGER and user.team_id is not None:
+        return (Escalation.addressed_role == "team_manager") & (Child.team_id == user.team_id)
     if user.role is Role.SOCIAL_WORKER:
-        return (Escalation.level == "social_worker") & (Child.allocated_worker_id == user.id)
+        return (Escalation.addressed_role == "social_worker") & (Child.allocated_worker_id == user.id)
     return None
 
 
@@ -330,12 +377,15 @@ def dashboard(deps: ServiceDeps, user: StaffView, actor: Actor) -> tuple[list[Es
             [r for r in out if r.status == EscalationStatus.ACKNOWLEDGED])
 
 
-def _may_act(user: StaffView, escalation: Escalation, child: Child) -> bool:
+def _may_act(user: StaffView, escalation: Escalation, child: Child, *, resolving: bool = False) -> bool:
+    """Acknowledge: whoever it is addressed to, or a manager above them. Resolve (which stops the alerts
+    above): a team manager for their team's child, or a senior manager; never the social worker alone."""
     if user.role is Role.SENIOR_MANAGER:
         return True
     if user.role is Role.TEAM_MANAGER:
-        return escalation.level in ("social_worker", "team_manager") and child.team_id == user.team_id
-    return (user.role is Role.SOCIAL_WORKER and escalation.level == "social_worker"
+        return (escalation.addressed_role in ("social_worker", "team_manager") and user.team_id is not None
+                and child.team_id == user.team_id)
+    return (not resolving and user.role is Role.SOCIAL_WORKER and escalation.addressed_role == "social_worker"
             and child.allocated_worker_id == user.id)
 
 
@@ -348,7 +398,7 @@ def acknowledge(deps: ServiceDeps, escalation_id: uuid.UUID, note: str, user: St
         if not _may_act(user, escalation, child):
             raise ForbiddenActionError("This escalation is not yours to acknowledge")
         if escalation.status != EscalationStatus.OPEN:
-            raise NotFoundError("escalation")
+            raise AlreadyDoneError("Someone has already acknowledged this escalation")
         escalation.status = EscalationStatus.ACKNOWLEDGED
         escalation.acknowledged_at, escalation.acknowledged_by = deps.clock.now(), user.id
         escalation.acknowledged_note = text
@@ -362,10 +412,12 @@ def resolve(deps: ServiceDeps, escalation_id: uuid.UUID, note: str, user: StaffV
     text = typed_reason(note, asking="how it was resolved")
     with deps.db.transaction() as session:
         escalation, child = _get(session, escalation_id)
-        if not _may_act(user, escalation, child):
-            raise ForbiddenActionError("This escalation is not yours to resolve")
+        if not _may_act(user, escalation, child, resolving=True):
+            raise ForbiddenActionError("Only a team manager or a senior manager can resolve an escalation")
+        # Lock the pack, as tick does before raising the next alert: a resolve and a new alert do not cross.
+        session.scalars(select(Pack).where(Pack.id == escalation.pack_id).with_for_update()).first()
         if escalation.status == EscalationStatus.RESOLVED:
-            raise NotFoundError("escalation")
+            raise AlreadyDoneError("This escalation has already been resolved")
         now = deps.clock.now()
         if escalation.acknowledged_at is None:
             escalation.acknowledged_at, escalation.acknowledged_by = now, user.id

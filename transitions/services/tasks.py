@@ -32,7 +32,7 @@ from transitions.services import audit, deadlines, outbox
 from transitions.services.accounts import StaffView
 from transitions.services.audit import Actor
 from transitions.services.deps import ServiceDeps
-from transitions.services.errors import ForbiddenActionError, NotFoundError
+from transitions.services.errors import ForbiddenActionError, NotFoundError, ServiceError
 from transitions.services.values import is_not_known, typed_reason
 
 #: kind -> what the task asks, in the words of the person who does it.
@@ -44,6 +44,8 @@ TASK_LABELS = {
     "return_interview": "Arrange the return home interview",
     "missing_reshare": "Update associates and places after the return, and share the pack again",
 }
+#: Roles that work by team: their tasks are for their team only.
+TEAM_ROLES = frozenset({Role.SOCIAL_WORKER, Role.TEAM_MANAGER})
 #: Tasks that close themselves when the work is recorded elsewhere (a new health plan, a filled-in value).
 SELF_CLOSING = frozenset({"health_plan_update", "chase_not_known"})
 
@@ -60,6 +62,8 @@ def open_task(session: Session, deps: ServiceDeps, *, child_id: uuid.UUID, kind:
     """Add the task unless the same one is already open; return whichever is open."""
     if kind not in TASK_LABELS:
         raise ValueError(f"unknown task kind {kind!r}")
+    if assigned_user_id is None and team_id is None and assigned_role in TEAM_ROLES:
+        assigned_role = Role.SENIOR_MANAGER  # nobody allocated and no team: a senior manager, not every worker
     existing = session.scalars(select(Task).where(
         Task.child_id == child_id, Task.kind == kind, Task.status == "open",
         Task.transition_id.is_(None) if transition_id is None else Task.transition_id == transition_id,
@@ -97,9 +101,20 @@ def close_tasks(session: Session, deps: ServiceDeps, *, child_id: uuid.UUID, kin
 
 def _mine(user: StaffView) -> ColumnElement[bool]:
     """Tasks for this person: named to them, or for their role (in their team where the task has one)."""
-    for_role = Task.assigned_role == user.role.value
-    team_ok = or_(Task.team_id.is_(None), Task.team_id == user.team_id) if user.team_id else Task.team_id.is_(None)
-    return or_(Task.assigned_user_id == user.id, (Task.assigned_user_id.is_(None)) & for_role & team_ok)
+    for_role = (Task.assigned_user_id.is_(None)) & (Task.assigned_role == user.role.value)
+    if user.role in TEAM_ROLES:
+        if user.team_id is None:
+            return Task.assigned_user_id == user.id
+        for_role = for_role & (Task.team_id == user.team_id)
+    return or_(Task.assigned_user_id == user.id, for_role)
+
+
+class AlreadyDoneError(ServiceError):
+    """Someone else finished it first (two people at once): the page says so and keeps what was typed."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 @dataclass(frozen=True)
@@ -161,8 +176,10 @@ def complete(deps: ServiceDeps, task_id: uuid.UUID, note: str, user: StaffView, 
     text = typed_reason(note, asking="what was done")
     with deps.db.transaction() as session:
         task = session.get(Task, task_id)
-        if task is None or task.status != "open":
+        if task is None:
             raise NotFoundError("task")
+        if task.status != "open":
+            raise AlreadyDoneError("This task has already been closed")
         if not _may_do(user, task):
             raise ForbiddenActionError("This task is not yours")
         now = deps.clock.now()
@@ -175,7 +192,7 @@ def _may_do(user: StaffView, task: Task) -> bool:
     if task.assigned_user_id == user.id:
         return True
     if task.assigned_user_id is None and task.assigned_role == user.role.value:
-        return task.team_id is None or task.team_id == user.team_id
+        return user.role not in TEAM_ROLES or (task.team_id is not None and task.team_id == user.team_id)
     if user.role is Role.TEAM_MANAGER and task.team_id is not None and task.team_id == user.team_id:
         return True
     return user.role is Role.SENIOR_MANAGER
@@ -194,7 +211,9 @@ def _people_for(session: Session, task: Task) -> list[StaffUser]:
             return [person]
     query = select(StaffUser).where(StaffUser.role == task.assigned_role,
                                     StaffUser.status == AccountStatus.ACTIVE.value)
-    if task.team_id is not None and task.assigned_role in (Role.SOCIAL_WORKER.value, Role.TEAM_MANAGER.value):
+    if task.assigned_role in {r.value for r in TEAM_ROLES}:
+        if task.team_id is None:
+            return []
         query = query.where(StaffUser.team_id == task.team_id)
     return list(session.scalars(query))
 
@@ -258,15 +277,18 @@ class RequestView:
     answer: str | None
 
 
-def _request_scope(deps: ServiceDeps, session: Session, request_id: uuid.UUID, user: StaffView, actor: Actor
-                   ) -> tuple[InformationRequest, Pack, Child]:
+def _request_scope(deps: ServiceDeps, session: Session, request_id: uuid.UUID, user: StaffView, actor: Actor,
+                   *, answering: bool = False) -> tuple[InformationRequest, Pack, Child]:
+    from transitions.services.access import Via
     from transitions.services.children import open_child
 
     found = session.get(InformationRequest, request_id)
     pack = session.get(Pack, found.pack_id) if found is not None else None
     if found is None or pack is None:
         raise NotFoundError("request")
-    child, _ = open_child(deps, session, pack.child_id, user, actor, action=None)
+    child, access = open_child(deps, session, pack.child_id, user, actor, action=None)
+    if answering and access.via is Via.BREAK_GLASS:  # break-glass reads; it never writes (R13)
+        raise ForbiddenActionError("Break-glass access is read-only: the child's own team answers the request")
     return found, pack, child
 
 
@@ -294,11 +316,11 @@ def answer_request(deps: ServiceDeps, request_id: uuid.UUID, note: str, user: St
     """Record how a recipient's request was answered (a new version sent, a call to the ward); closes its task."""
     text = typed_reason(note, asking="how you answered the request", max_length=2000)
     with deps.db.transaction() as session:
-        found, _pack, child = _request_scope(deps, session, request_id, user, actor)
+        found, _pack, child = _request_scope(deps, session, request_id, user, actor, answering=True)
         if user.role not in (Role.SOCIAL_WORKER, Role.TEAM_MANAGER, Role.SENIOR_MANAGER, Role.CLA_NURSE):
             raise ForbiddenActionError("Only social workers, nurses and managers answer requests")
         if found.answered_at is not None:
-            raise NotFoundError("request")
+            raise AlreadyDoneError("Someone has already recorded an answer to this request")
         now = deps.clock.now()
         found.answered_at, found.answered_by, found.answer = now, user.id, text
         close_tasks(session, deps, child_id=child.id, kind="information_request", subject_id=found.id, by=user.id)

@@ -30,7 +30,9 @@ class TickReport:
             out.append(f"outbox: {d.sent} sent, {d.retrying} to retry, {d.failed} failed")
         if (f := self.follow_up) is not None:
             out.append(f"follow-up: {f.reminders} reminders, {f.escalations} escalations, {f.closed} escalations "
-                       f"closed by a confirmation or withdrawal, {f.busy} packs left to another process")
+                       f"closed by a confirmation or withdrawal, {f.withdrawn} queued emails withdrawn, {f.busy} "
+                       f"packs left to another process")
+            out += [f"  follow-up failed for pack {e}" for e in f.errors]
         out.append(f"tasks: {self.tasks_overdue} overdue tasks notified")
         out.append(f"sessions: {self.sessions_purged} expired sessions removed")
         out.append(f"uploads: {self.uploads_purged} unused uploads removed")
@@ -60,4 +62,6 @@ def run(deps: ServiceDeps, transport: outbox.Transport | None = None) -> TickRep
         except Exception:
             log.exception("tick: %s failed", name)
             report.failed_jobs.append(name)
+    if report.follow_up is not None and report.follow_up.errors:  # the others went ahead; still a failure
+        report.failed_jobs.append(f"follow-up of {len(report.follow_up.errors)} pack(s)")
     return report

@@ -9,8 +9,9 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from transitions.services import follow_up, tasks
 from transitions.services.accounts import StaffView
-from transitions.services.errors import ChildInvalidError, NotFoundError
+from transitions.services.errors import ChildInvalidError, ForbiddenActionError, NotFoundError
 from transitions.services.roles import Role
+from transitions.services.tasks import AlreadyDoneError
 from transitions.web.children import install_record_errors
 from transitions.web.context import actor, deps
 from transitions.web.security import staff
@@ -59,6 +60,9 @@ def act_on_escalation(escalation_id: UUID) -> str | BaseResponse:
             call(deps(), escalation_id, form.note.data or "", _user(), actor())
         except ChildInvalidError as exc:
             form.note.errors = [exc.errors["reason"]]
+        except (AlreadyDoneError, ForbiddenActionError) as exc:  # the page says why; the note stays
+            form.note.errors = [str(exc)]
+            row = _find_escalation(escalation_id)
         else:
             flash("Escalation resolved: no more reminders or alerts for this pack." if form.resolve.data
                   else "Escalation acknowledged.", "success")
@@ -75,11 +79,14 @@ def task_done(task_id: UUID) -> str | BaseResponse:
             tasks.complete(deps(), task_id, form.note.data or "", _user(), actor())
         except ChildInvalidError as exc:
             form.note.errors = [exc.errors["reason"]]
+        except (AlreadyDoneError, ForbiddenActionError) as exc:
+            form.note.errors = [str(exc)]
         else:
             flash("Task done.", "success")
             return redirect(url_for("work.my_work"))
     rows = tasks.my_work(deps(), _user(), actor())
-    return render_template("work/my_work.html", tasks=rows, failed=task_id, form=form)
+    listed = any(t.id == task_id for t in rows)
+    return render_template("work/my_work.html", tasks=rows, failed=task_id, failed_listed=listed, form=form)
 
 
 @bp.get("/requests/<uuid:request_id>")
@@ -98,6 +105,8 @@ def answer_request(request_id: UUID) -> str | BaseResponse:
             tasks.answer_request(deps(), request_id, form.note.data or "", _user(), actor())
         except ChildInvalidError as exc:
             form.note.errors = [exc.errors["reason"]]
+        except (AlreadyDoneError, ForbiddenActionError) as exc:
+            form.note.errors = [str(exc)]
         else:
             flash("Answer recorded.", "success")
             return redirect(url_for("work.information_request", request_id=request_id))

@@ -26,6 +26,7 @@ def upgrade():
     sa.Column('pack_id', sa.Uuid(), nullable=False),
     sa.Column('team_id', sa.Uuid(), nullable=True),
     sa.Column('level', sa.String(length=20), nullable=False),
+    sa.Column('addressed_role', sa.String(length=20), nullable=False),
     sa.Column('confirmation_due_at', transitions.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('raised_at', transitions.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('status', sa.String(length=14), nullable=False),

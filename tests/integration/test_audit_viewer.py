@@ -174,9 +174,8 @@ def test_the_trail_shows_staff_and_recipients_with_readable_labels_in_uk_time(de
     rows = rows_of(page)
     who = {r[1] for r in rows}
     what = [r[2] for r in rows]
-    with deps.db.transaction() as session:
-        home = session.get(Organisation, pack.organisation_id).name
-    recipient = f"Recipient: {home} (pack {pack.reference})"
+    # the receiving home is where Amira lives now: the auditor sees its kind, not its name
+    recipient = f"Recipient: a children's home (pack {pack.reference})"
     assert recipient in who
     assert "Dana Price, Social worker" in who and "Chris Evans, Senior manager" in who
     # recipients' steps, each once (the audit copies of verified/downloaded/confirmed are not repeated)
@@ -187,8 +186,8 @@ def test_the_trail_shows_staff_and_recipients_with_readable_labels_in_uk_time(de
     # staff actions with their object, and an unknown code shown as the code
     assert any(r[1] == "Dana Price, Social worker" and r[2] == "Read a section"
                and r[3] == f"Section: {deps.definitions.sections['RISK'].title}" for r in rows), rows[:5]
-    assert any(r[2].startswith("Sent a pack") and r[3].startswith(f"Pack {pack.reference} version 1 for {home}")
-               for r in rows)
+    assert any(r[2].startswith("Sent a pack")
+               and r[3] == f"Pack {pack.reference} version 1 for a children's home" for r in rows)
     assert any(r[2].startswith("Started a move or admission") for r in rows)
     assert "child.something_new" in what
     # newest first, in UK time
@@ -197,9 +196,61 @@ def test_the_trail_shows_staff_and_recipients_with_readable_labels_in_uk_time(de
 
     assert rows[0][0] == date_time(recorded_at)
     # nothing from the record itself and no name on the audit page
-    for secret in ("Amira", "Hassan", "Carers asked"):
+    for secret in ("Amira", "Hassan", "Carers asked", "Moorview"):
         assert secret not in page
     assert "LCS-" in page
+
+
+def _names_of_places(deps, transition_id: uuid.UUID) -> tuple[set[str], set[str]]:
+    """The names of the placements, homes, hospitals and wards of a move (its destination and origin and every
+    such recipient), and the names of the other organisations its packs went to."""
+    with deps.db.transaction() as session:
+        transition = session.get(Transition, transition_id)
+        org_ids = set(session.scalars(select(Pack.organisation_id).where(Pack.transition_id == transition_id)))
+        org_ids |= {transition.destination_id} | ({transition.origin_id} if transition.origin_id else set())
+        orgs = session.scalars(select(Organisation).where(Organisation.id.in_(org_ids))).all()
+    places = {o.name for o in orgs if o.kind in audit_views.PLACE_LABELS or o.id == transition.destination_id
+              or o.id == transition.origin_id}
+    return places, {o.name for o in orgs} - places
+
+
+def test_an_auditor_sees_where_a_child_moved_by_kind_and_a_senior_manager_by_name(deps, world, browser):
+    transition_id, pack = recipient_journey(deps, world)
+    amira = world.children["Amira"]
+    places, public_bodies = _names_of_places(deps, transition_id)
+    with deps.db.transaction() as session:
+        home = session.get(Organisation, pack.organisation_id)
+        assert home.kind == "childrens_home" and home.name in places
+        kinds = {o.kind for o in session.scalars(select(Organisation).where(Organisation.name.in_(public_bodies)))}
+    assert kinds and kinds <= {"police_force", "local_authority", "camhs", "school", "gp_practice"}, kinds
+    move = f"{deps.definitions.kinds['emergency_move'].title} to"
+    # the auditor: no name of a place anywhere on the page (rows and filter), the kind instead
+    page = html.unescape(browser(world.accounts["auditor"]).get(f"/audit/children/{amira}").get_data(as_text=True))
+    for name in places:
+        assert name not in page, name
+    rows = rows_of(page)
+    assert f"Recipient: a children's home (pack {pack.reference})" in {r[1] for r in rows}
+    assert f"{move} a children's home" in {r[3] for r in rows}
+    assert f'value="organisation:{home.id}">Recipient: a children\'s home (pack {pack.reference})</option>' in page
+    assert "shown by their kind, not their name" in page
+    # ... while police forces and local authorities, which are not where the child lives, keep their names
+    for name in public_bodies:
+        assert name in page, name
+    # ... and the service itself hands out no place's name, whatever the filter
+    user, actor = world.view(deps, "auditor"), world.actor("auditor")
+    for flt in (audit_views.TrailFilter(), audit_views.TrailFilter("organisation", home.id)):
+        found = audit_views.trail(deps, amira, user, actor, flt=flt)
+        texts = [t for r in found.rows for t in (r.who, r.object, r.detail)] + [label for _v, label in found.choices]
+        assert found.rows and not any(name in t for t in texts for name in places)
+    # a senior manager, who may read Amira's record, sees the names
+    manager = browser(world.accounts["senior_manager"]).get(f"/audit/children/{amira}").get_data(as_text=True)
+    manager = html.unescape(manager)
+    rows = rows_of(manager)
+    assert f"Recipient: {home.name} (pack {pack.reference})" in {r[1] for r in rows}
+    assert f"{move} {home.name}" in {r[3] for r in rows}
+    assert f"Pack {pack.reference} version 1 for {home.name}" in {r[3] for r in rows}
+    assert f'value="organisation:{home.id}">Recipient: {home.name}</option>' in manager
+    assert "shown by their kind, not their name" not in manager
 
 
 def test_the_filter_shows_staff_or_recipients_or_one_of_them(deps, world, browser):

@@ -276,7 +276,7 @@ def test_escalations_and_information_requests_with_their_times(deps, world, cloc
         def escalation(pack: Pack, level: str, raised: float, acknowledged: float | None, resolved: bool) -> None:
             session.add(Escalation(
                 id=uuid.uuid4(), child_id=pack.child_id, transition_id=transition_id, pack_id=pack.id, team_id=south,
-                level=level, confirmation_due_at=now, raised_at=now + timedelta(hours=raised),
+                level=level, addressed_role=level, confirmation_due_at=now, raised_at=now + timedelta(hours=raised),
                 status="resolved" if resolved else "acknowledged" if acknowledged is not None else "open",
                 acknowledged_at=None if acknowledged is None else now + timedelta(hours=raised + acknowledged),
                 resolved_at=now + timedelta(hours=raised + 10) if resolved else None,
@@ -429,11 +429,14 @@ def test_csv_files_are_attachments_with_spreadsheet_formulas_neutralised(deps, w
         override = session.scalars(select(SectionOverride).where(
             SectionOverride.transition_id == transition_id)).one()
         override.reason = '=HYPERLINK("http://evil.example","Click"),+1,-2,@SUM(A1)'
-        session.add(SectionOverride(id=uuid.uuid4(), transition_id=transition_id, section_code="HEALTH",
-                                    by_id=override.by_id, by_role="team_manager", created_at=clock.now()))
+        for code in ("HEALTH", "EDU"):
+            session.add(SectionOverride(id=uuid.uuid4(), transition_id=transition_id, section_code=code,
+                                        by_id=override.by_id, by_role="team_manager", created_at=clock.now()))
     with deps.db.transaction() as session:
         second = session.scalars(select(SectionOverride).where(SectionOverride.section_code == "HEALTH")).one()
         second.reason = "@cmd|' /C calc'!A0"
+        third = session.scalars(select(SectionOverride).where(SectionOverride.section_code == "EDU")).one()
+        third.reason = ' \uff1dHYPERLINK("http://evil.example")'  # a space, then a full-width equals sign
     sign_in(client, world.accounts["senior_manager"], clock)
     today = clock.now().astimezone(UK).date().isoformat()
     response = client.get(f"/reports/overrides.csv?from=2026-11-01&to={today}")
@@ -447,11 +450,18 @@ def test_csv_files_are_attachments_with_spreadsheet_formulas_neutralised(deps, w
     table = list(csv.reader(io.StringIO(text[1:])))
     assert table[0] == ["Section", "Kind of transition", "Reason given", "Overridden by", "When (UK time)"]
     reasons = sorted(row[2] for row in table[1:])
-    assert reasons == ["'=HYPERLINK(\"http://evil.example\",\"Click\"),+1,-2,@SUM(A1)", "'@cmd|' /C calc'!A0"]
+    assert reasons == ["' \uff1dHYPERLINK(\"http://evil.example\")",
+                       "'=HYPERLINK(\"http://evil.example\",\"Click\"),+1,-2,@SUM(A1)", "'@cmd|' /C calc'!A0"]
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", table[1][4])
-    for start_char in ("=", "+", "-", "@", "\t", "\r"):
-        assert neutralise(start_char + "1") == "'" + start_char + "1"
-    assert neutralise("Photo and description") == "Photo and description"
+    printable = ("=", "+", "-", "@", "|", "%", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+    for start_char in (*printable, "\t", "\r"):
+        assert neutralise(start_char + "1") == "'" + start_char + "1", repr(start_char)
+    # after leading white space (spaces, a tab, a newline, a no-break or ideographic space), kept as it was
+    for start_char in printable:
+        for space in (" ", "  ", "\t ", "\n", "\u00a0", "\u3000"):
+            assert neutralise(space + start_char + "1") == "'" + space + start_char + "1", repr(space + start_char)
+    for harmless in ("Photo and description", "", "   ", "a=1", "Reason: -2 days", "100%", "x|y", "1 + 1"):
+        assert neutralise(harmless) == harmless, harmless
     # Every table has its file
     for name in reports.TABLES:
         response = client.get(f"/reports/{name}.csv?from=2026-11-01&to={today}")

@@ -107,12 +107,19 @@ AUDITOR_OVERSIGHT = {"transitions.crisis", "children.break_glass_log"}
 
 
 def test_no_route_into_a_childs_record_admits_an_auditor(app):
-    """Auditors see reports and the audit trail, not child records (issue 6): the rule is in the routes too."""
+    """Auditors see reports and the audit trail, not child records (issue 6): the rule is in the routes too. The
+    staff work pages (my work, escalations, tasks, information requests) name children and link into their
+    records, so they are record routes too."""
     from transitions.services.roles import Role
 
-    record = [e for e in app.view_functions
-              if e.split(".")[0] in ("children", "transitions", "missing") or e == "audit.recipients"]
+    blueprints = ("children", "transitions", "missing", "work")
+    record = [e for e in app.view_functions if e.split(".")[0] in blueprints or e == "audit.recipients"]
     assert len(record) >= 15
+    # each blueprint is really there (a renamed one would otherwise drop out of this test unnoticed): the record,
+    # moves and admissions, missing episodes, and my work, escalations, tasks and information requests
+    assert {e.split(".")[0] for e in record} >= set(blueprints)
+    assert sum(e.startswith("missing.") for e in record) >= 5 and sum(e.startswith("work.") for e in record) >= 4
+    assert {"work.my_work", "missing.episode"} <= set(record)
     for endpoint in record:
         rule = rule_for(app, endpoint)
         assert rule is not None and not rule.public, endpoint

@@ -11,7 +11,11 @@ A child's trail is read from two places and merged by time:
 
 Auditors, senior managers and (for their team's children) team managers read a trail without opening the
 child's record (``access.can_view_audit``): it names the child only by a neutral reference (local child ID
-and year of birth), never by name, and shows no content of the record. Reading a trail is itself audited.
+and year of birth), never by name, and shows no content of the record. Where the child lives or is going is
+record content (the identity-protected "placement" and "destination"): an auditor, who may not read the record,
+sees a placement, home, hospital or ward the child moved to, from or was sent a pack by its kind ("a children's
+home"), never its name; managers, who may read the record, see the name. Police forces, local authorities and
+other public bodies are named for everyone. Reading a trail is itself audited.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from transitions.models import (
     ChildSearchKey,
     MissingEpisode,
     Organisation,
+    OrganisationKind,
     Pack,
     PackEvent,
     StaffUser,
@@ -51,6 +56,13 @@ from transitions.services.roles import ROLE_LABELS, Role
 PAGE_SIZE = 100
 CHILDREN_PAGE_SIZE = 50
 AUDIT_ROLES = frozenset({Role.AUDITOR, Role.SENIOR_MANAGER, Role.TEAM_MANAGER})
+#: Organisations that are where a child lives or stays, as an auditor's trail names them instead of by name.
+PLACE_LABELS = {
+    OrganisationKind.PLACEMENT.value: "a placement",
+    OrganisationKind.CHILDRENS_HOME.value: "a children's home",
+    OrganisationKind.HOSPITAL.value: "a hospital",
+    OrganisationKind.WARD.value: "a hospital ward",
+}
 
 #: What each audit action means, as an auditor reads it. An unknown code is shown as it is.
 ACTION_LABELS = {
@@ -223,6 +235,8 @@ class Trail:
     #: (filter value, label) for the filter's select: everyone, staff, recipients, then each person and
     #: each recipient organisation that appears in this child's trail.
     choices: list[tuple[str, str]] = field(default_factory=list)
+    #: Placements, homes, hospitals and wards are shown by their kind, not their name (an auditor's trail).
+    places_hidden: bool = False
 
 
 @dataclass
@@ -234,9 +248,31 @@ class _Objects:
     attachments: dict[str, Attachment]
     episodes: dict[str, MissingEpisode]
     organisations: dict[uuid.UUID, Organisation]
+    #: Organisations whose name says where the child lives, lived or is going; empty unless the reader may not
+    #: read the child's record (an auditor), who then sees each by its kind (:func:`_org_name`).
+    places: set[uuid.UUID] = field(default_factory=set)
 
 
-def _objects(session: Session, child_id: uuid.UUID) -> _Objects:
+def _places(deps: ServiceDeps, transitions: dict[str, Transition], orgs: dict[uuid.UUID, Organisation]
+            ) -> set[uuid.UUID]:
+    """The placements, homes, hospitals and wards among the organisations, any kind a move or admission may go
+    to, and each move's destination and origin whatever their kind."""
+    kinds = set(PLACE_LABELS)
+    for kind in deps.definitions.kinds.values():
+        kinds |= kind.destination_kinds
+    found = {o.id for o in orgs.values() if o.kind in kinds}
+    for transition in transitions.values():
+        found |= {transition.destination_id} | ({transition.origin_id} if transition.origin_id else set())
+    return found
+
+
+def _org_name(org: Organisation, objects: _Objects) -> str:
+    if org.id not in objects.places:
+        return org.name
+    return PLACE_LABELS.get(org.kind, "an organisation")
+
+
+def _objects(deps: ServiceDeps, session: Session, child_id: uuid.UUID, *, hide_places: bool) -> _Objects:
     transitions = {str(t.id): t for t in session.scalars(select(Transition).where(Transition.child_id == child_id))}
     packs = {str(p.id): p for p in session.scalars(select(Pack).where(Pack.child_id == child_id))}
     attachments = {str(a.id): a for a in session.scalars(select(Attachment).where(Attachment.child_id == child_id))}
@@ -245,7 +281,8 @@ def _objects(session: Session, child_id: uuid.UUID) -> _Objects:
     org_ids = {p.organisation_id for p in packs.values()} | {t.destination_id for t in transitions.values()}
     orgs = {o.id: o for o in session.scalars(select(Organisation).where(Organisation.id.in_(org_ids)))} \
         if org_ids else {}
-    return _Objects(transitions, packs, attachments, episodes, orgs)
+    places = _places(deps, transitions, orgs) if hide_places else set()
+    return _Objects(transitions, packs, attachments, episodes, orgs, places)
 
 
 def _about_child(child_id: uuid.UUID, objects: _Objects) -> ColumnElement[bool]:
@@ -313,12 +350,21 @@ def _object_text(deps: ServiceDeps, event: AuditEvent, details: dict[str, object
 def _transition_text(deps: ServiceDeps, transition: Transition, objects: _Objects) -> str:
     kind = deps.definitions.kinds.get(transition.kind)
     where = objects.organisations.get(transition.destination_id)
-    return (kind.title if kind else transition.kind) + (f" to {where.name}" if where else "")
+    return (kind.title if kind else transition.kind) + (f" to {_org_name(where, objects)}" if where else "")
 
 
 def _pack_text(pack: Pack, objects: _Objects) -> str:
     org = objects.organisations.get(pack.organisation_id)
-    return f"Pack {pack.reference} version {pack.version}" + (f" for {org.name}" if org else "")
+    return f"Pack {pack.reference} version {pack.version}" + (f" for {_org_name(org, objects)}" if org else "")
+
+
+def _recipient_label(org: Organisation, objects: _Objects) -> str:
+    """A recipient organisation in the filter: by name, or (a place, for an auditor) by its kind and the
+    references of its packs, which tell two homes apart without naming them."""
+    if org.id not in objects.places:
+        return f"Recipient: {org.name}"
+    refs = sorted({p.reference for p in objects.packs.values() if p.organisation_id == org.id})
+    return f"Recipient: {_org_name(org, objects)} (pack{'s' if len(refs) > 1 else ''} {', '.join(refs)})"
 
 
 def _detail_text(deps: ServiceDeps, event: AuditEvent, details: dict[str, object]) -> str:
@@ -362,7 +408,7 @@ def _choices(session: Session, child_id: uuid.UUID, objects: _Objects) -> list[t
     out = [("all", "Everyone"), ("staff", "All staff"), ("recipients", "All recipients")]
     out += sorted(((f"person:{p.id}", _person_label(p)) for p in people.values()), key=lambda c: c[1].casefold())
     org_ids = {p.organisation_id for p in objects.packs.values()}
-    out += sorted(((f"organisation:{o.id}", f"Recipient: {o.name}") for i, o in objects.organisations.items()
+    out += sorted(((f"organisation:{o.id}", _recipient_label(o, objects)) for i, o in objects.organisations.items()
                    if i in org_ids), key=lambda c: c[1].casefold())
     return out
 
@@ -390,7 +436,7 @@ def trail(deps: ServiceDeps, child_id: uuid.UUID, user: StaffView, actor: Actor,
             raise NotFoundError("child")
         if not can_view_audit(user, child):
             raise ForbiddenActionError("You can read the audit trail of your own team's children only")
-        objects = _objects(session, child.id)
+        objects = _objects(deps, session, child.id, hide_places=user.role is Role.AUDITOR)
         staff_events, pack_events = _filtered(flt, child.id, objects)
         parts: list[Select[Any, Any, Any]] = []
         if staff_events is not None:
@@ -413,7 +459,8 @@ def trail(deps: ServiceDeps, child_id: uuid.UUID, user: StaffView, actor: Actor,
         choices = _choices(session, child.id, objects)
         audit.record(session, deps.audit_chain, deps.clock, actor, "audit.trail_viewed", object_type="child",
                      object_id=child.id, details={"kind": flt.who, "count": len(rows), "rows": total})
-        return Trail(child=reference, rows=rows, page=page, pages=pages, total=total, filter=flt, choices=choices)
+        return Trail(child=reference, rows=rows, page=page, pages=pages, total=total, filter=flt, choices=choices,
+                     places_hidden=user.role is Role.AUDITOR)
 
 
 def _rows(deps: ServiceDeps, session: Session, keys: Sequence[tuple[int, int]], objects: _Objects
@@ -439,8 +486,8 @@ def _rows(deps: ServiceDeps, session: Session, keys: Sequence[tuple[int, int]], 
             pe = pack_events[key]
             pack = packs_by_id[pe.pack_id]
             org = objects.organisations.get(pack.organisation_id)
-            rows.append(TrailRow(at=pe.at, who=f"Recipient: {org.name if org else 'organisation not found'} "
-                                               f"(pack {pack.reference})", who_kind=RECIPIENT,
+            name = _org_name(org, objects) if org else "organisation not found"
+            rows.append(TrailRow(at=pe.at, who=f"Recipient: {name} (pack {pack.reference})", who_kind=RECIPIENT,
                                  what=EVENT_LABELS.get(pe.action, pe.action), code=pe.action,
                                  object=_pack_text(pack, objects), detail="",
                                  outcome=OUTCOME_LABELS.get(pe.outcome, pe.outcome)))

@@ -284,7 +284,8 @@ def _escalations(deps: ServiceDeps, session: Session, transition: Transition, re
         if slot not in ESCALATION_LEVELS:
             continue
         escalation = Escalation(id=uuid.uuid4(), child_id=child.id, transition_id=transition.id, pack_id=pack.id,
-                                team_id=child.team_id, level=slot, confirmation_due_at=due, raised_at=at,
+                                team_id=child.team_id, level=slot, addressed_role=slot, confirmation_due_at=due,
+                                raised_at=at,
                                 status=EscalationStatus.RESOLVED, resolved_at=closes,
                                 resolved_cause="confirmed" if pack.confirmed_at else "closed")
         session.add(escalation)

@@ -32,8 +32,10 @@ bp = Blueprint("reports", __name__)
 
 REPORT_ROLES = (Role.TEAM_MANAGER, Role.SENIOR_MANAGER, Role.AUDITOR)
 TABLE_NAMES = tuple(service.TABLES)
-#: A cell beginning with one of these is a formula to a spreadsheet (CSV injection): it gets a leading apostrophe.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+#: A cell beginning with one of these is a formula to a spreadsheet (CSV injection), also after leading spaces and
+#: in their full-width forms (＝ ＋ － ＠), which spreadsheets read as the ASCII ones: it gets a leading apostrophe.
+#: "|" and "%" start a DDE call or an old-style macro in some programs.
+FORMULA_STARTS = ("=", "+", "-", "@", "|", "%", "\uff1d", "\uff0b", "\uff0d", "\uff20", "\t", "\r")
 
 
 @dataclass(frozen=True)
@@ -166,8 +168,9 @@ def _csv_value(value: service.Cell) -> str:
 
 
 def neutralise(text: str) -> str:
-    """A cell a spreadsheet would run as a formula is written as text (OWASP: CSV injection)."""
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
+    """A cell a spreadsheet would run as a formula is written as text (OWASP: CSV injection). Leading white space
+    is skipped for the test (a spreadsheet skips it too) but kept in the value."""
+    return "'" + text if text.startswith(FORMULA_STARTS) or text.lstrip().startswith(FORMULA_STARTS) else text
 
 
 def csv_text(table: service.Table) -> str:

@@ -36,6 +36,9 @@ assets: static/govuk/la.css pdf-fonts
 run: $(VENV)/.installed assets
 	$(DEV_ENV) $(BIN)/cla-transitions db upgrade
 	$(DEV_ENV) $(BIN)/cla-transitions demo
+	@# One round of the periodic work, so the demo's overdue confirmations and tasks are on the dashboards
+	@# (in production cron or a systemd timer runs it every minute: README, Production set-up).
+	$(DEV_ENV) $(BIN)/cla-transitions tick
 	@echo ""
 	@echo "CLA Transitions is starting at http://127.0.0.1:5000 - sign in with a demo account above."
 	@echo "Add its secret to an authenticator app (or run: $(BIN)/python -c \"import pyotp; print(pyotp.TOTP('SECRET').now())\")."

@@ -4,8 +4,10 @@ Jade's North social worker sees the count on her page (the demo: three episodes 
 missing (Part 2 submitted without what she wore, where she was last seen or the time: the error summary, with
 everything typed kept; then saved), sends the police pack by secure link to Cumbria Constabulary, whose missing
 persons unit opens it with the emailed code, reads Part 1 and Part 2 and confirms receipt; the worker prints the
-pack (the downloaded PDF opens with the password on the page, holds the photo and both parts), records the return
-(its errors first) and sees the count, the prompt to update associates and places and reshare, and the history.
+pack (the downloaded PDF opens with the password on the page, holds the photo and both parts), revokes the link
+(a reason too short first: the error summary, the text kept; then the police's link answers 410), records the
+return (its errors first) and sees the count, the prompt to update associates and places and reshare, and the
+history.
 axe-core runs on every page the browser shows; console errors and CSP violations fail.
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -170,6 +173,36 @@ def worker_adds_to_part2(page: Page, audit: BrowserAudit) -> None:
     expect(page.locator("main")).to_contain_text(SIGHTING)
 
 
+REVOKE_REASON = "Reported to the wrong force: she is now in Dumfries and Galloway"
+REVOKE_LABEL = "Why are you stopping the police's access to this pack?"
+
+
+def worker_revokes_the_link(page: Page, audit: BrowserAudit, police_context: Any, link: str) -> None:
+    """R18: the police's link is stopped with a reason (too short first: the error, the text kept); it then
+    answers 410 and says only that it no longer works."""
+    page.get_by_label(REVOKE_LABEL, exact=True).fill("Wrong")
+    revoke = f"Revoke access to version 1 sent to {FORCE}"
+    click_button(page, audit, revoke)
+    expected = ["Enter why you are stopping the police's access (at least 10 characters)"]
+    expect_errors(page, *expected)
+    assert error_summary_items(page) == expected, error_summary_items(page)
+    expect(page.locator(".govuk-error-summary")).to_be_focused()
+    expect(page.get_by_label(REVOKE_LABEL, exact=True)).to_have_value("Wrong")
+    page.get_by_label(REVOKE_LABEL, exact=True).fill(REVOKE_REASON)
+    click_button(page, audit, revoke)
+    expect_heading(page, "Missing episode Open")
+    expect_success_banner(page, "Access revoked.")
+    expect(page.locator("#police-links")).to_contain_text(re.compile(r"· Revoked \d{1,2} \w+ \d{4}, .*: "
+                                                                     + re.escape(REVOKE_REASON)))
+    expect(page.get_by_role("button", name=revoke)).to_have_count(0)
+    police = police_context.new_page()
+    response = police.goto(link)
+    assert response is not None and response.status == 410, response and response.status
+    audit.check(police)
+    expect_heading(police, "This link no longer works")
+    assert "Jade" not in police.content()
+
+
 def worker_records_the_return(page: Page, audit: BrowserAudit, back: dt.datetime) -> None:
     navigate(page, audit, lambda: page.get_by_role("button", name="Record the return").click())
     expect_heading(page, "Record Jade's return")
@@ -216,14 +249,16 @@ def test_a_worker_reports_a_child_missing_gives_the_police_the_pack_and_records_
         links = to(delivered(live_server, smtp_server), FORCE_MAILBOX, "Secure information from ")
         assert len(links) == 1
         assert "Jade" not in body_of(links[0]) and "Carter" not in body_of(links[0])
-        police_open_and_confirm(live_server, smtp_server, new_context(), audit, link_in(live_server, links[0]))
+        link = link_in(live_server, links[0])
+        police_open_and_confirm(live_server, smtp_server, new_context(), audit, link)
 
         worker_adds_to_part2(worker, audit)
         worker_prints_the_pack(worker, audit)
         assert urlsplit(worker.url).path == episode_path
+        worker_revokes_the_link(worker, audit, new_context(), link)
         worker_records_the_return(worker, audit, now - dt.timedelta(minutes=10))
 
-    finish(audit, set())
+    finish(audit, {link})
 
 
 # ---- an "away" episode becomes "missing"; an out-of-hours worker (break-glass) prints the pack -------------

@@ -22,18 +22,24 @@ from transitions.clock import UK
 from transitions.models import (
     AuditEvent,
     Child,
+    Escalation,
+    FollowUpSlot,
     MissingEpisode,
     MissingReportEntry,
     Organisation,
     OutboxMessage,
     Pack,
+    PackEvent,
+    RecipientSession,
+    StoredBlob,
     Task,
 )
-from transitions.services import children, follow_up, missing, packs, receipt
+from transitions.services import children, follow_up, missing, packs, receipt, recipient_map
 from transitions.services.errors import (
     BreakGlassRequiredError,
     ChildInvalidError,
     ForbiddenActionError,
+    NotFoundError,
     TransitionStepError,
 )
 
@@ -301,11 +307,18 @@ def test_episode_packs_stay_off_transition_boards_and_follow_up(deps, world):
     board = packs.transition_board(deps, transition_id, sw, who)
     assert "Police force: child reported missing" not in [r.recipient_title for r in board.rows]
     deps.clock.advance(days=3)  # every follow-up slot of the move's packs is due; the episode's pack has none
-    result = follow_up.run(deps)
-    assert not result.errors
     with deps.db.transaction() as session:
         pack_id = session.scalars(select(Pack.id).where(Pack.episode_id == episode_id)).one()
     assert pack_id not in follow_up._candidates(deps)
+    result = follow_up.run(deps)  # the episode's pack (no transition, no recipient) does not break the run
+    assert result.reminders + result.escalations > 0  # the run did follow the move's packs up
+    with deps.db.transaction() as session:
+        move_slots = session.scalar(select(func.count()).select_from(FollowUpSlot).join(
+            Pack, Pack.id == FollowUpSlot.pack_id).where(Pack.transition_id == transition_id))
+        assert move_slots and move_slots > 0
+        assert session.scalar(select(func.count()).select_from(FollowUpSlot).where(
+            FollowUpSlot.pack_id == pack_id)) == 0
+        assert session.scalar(select(func.count()).select_from(Escalation).where(Escalation.pack_id == pack_id)) == 0
 
 
 def test_a_force_without_a_mailbox_is_printed_for_not_sent(deps, world):
@@ -428,11 +441,12 @@ def test_gets_change_nothing(client, deps, world):
                   session.scalar(select(func.count()).select_from(MissingReportEntry)),
                   session.scalar(select(func.count()).select_from(Pack)),
                   session.scalar(select(func.count()).select_from(Task)))
-    for url in (f"/children/{child}/missing/new", f"/children/{child}/missing/{episode_id}",
-                f"/children/{child}/missing/{episode_id}/part-2", f"/children/{child}/missing/{episode_id}/return",
-                f"/children/{child}/missing/{episode_id}/now-missing", f"/children/{child}/missing",
-                f"/children/{child}/missing/{episode_id}/police-pack", f"/children/{child}"):
-        assert client.get(url).status_code in (200, 302), url
+    episode_url = f"/children/{child}/missing/{episode_id}"
+    new = client.get(f"/children/{child}/missing/new")  # already away: the form sends them to the episode
+    assert new.status_code == 302 and new.headers["Location"] == episode_url
+    for url in (episode_url, f"{episode_url}/part-2", f"{episode_url}/return", f"{episode_url}/now-missing",
+                f"/children/{child}/missing", f"{episode_url}/police-pack", f"/children/{child}"):
+        assert client.get(url).status_code == 200, url
     assert client.get(f"/children/{child}/missing/{episode_id}/send").status_code == 405
     with deps.db.transaction() as session:
         after = (session.scalar(select(func.count()).select_from(MissingEpisode)),
@@ -463,3 +477,316 @@ def test_the_return_form_refuses_a_return_before_the_start_and_keeps_the_text(cl
     with deps.db.transaction() as session:
         assert session.get(MissingEpisode, episode_id).ended_at == datetime.fromisoformat(
             now.replace(second=0, microsecond=0).isoformat()).astimezone(UTC)
+
+
+# ---- stopping a police link (R18), a change of force, a double click -----------------------------------------
+
+
+def _sent(deps, world: Demo, child: str = "Leo") -> tuple[uuid.UUID, uuid.UUID, str]:
+    """An episode whose police pack went by secure link: (episode, pack, token)."""
+    episode_id = report(deps, world, child=child)
+    missing.send_police_pack(deps, world.children[child], episode_id, world.view(deps, "social_worker"),
+                             world.actor("social_worker"))
+    with deps.db.transaction() as session:
+        pack_id = session.scalars(select(Pack.id).where(Pack.episode_id == episode_id)
+                                  .order_by(Pack.version.desc())).first()
+    return episode_id, pack_id, link_token(deps, pack_id)
+
+
+def _pack(deps, pack_id: uuid.UUID) -> Pack:
+    with deps.db.transaction() as session:
+        pack = session.get(Pack, pack_id)
+        _ = pack.revoked_reason  # decrypted while there is a session (then kept)
+        session.expunge(pack)
+        return pack
+
+
+def test_staff_who_edit_the_record_revoke_a_police_link_and_it_answers_410(client, deps, world):
+    child_id = world.children["Leo"]
+    episode_id, pack_id, token = _sent(deps, world)
+    receipt.send_code(deps, token, WARD_NURSE)
+    sid = receipt.verify(deps, token, latest_code(deps, pack_id), WARD_NURSE)
+    receipt.view(deps, sid, WARD_NURSE)
+    reason = "Sent to the wrong force: Leo was last seen in Dumfries"
+    # only those who edit the child's record: not the nurse, not a break-glass reader, not an auditor
+    with pytest.raises(ForbiddenActionError):
+        missing.revoke_episode_pack(deps, child_id, episode_id, pack_id, reason, world.view(deps, "cla_nurse"),
+                                    world.actor("cla_nurse"))
+    south = world.view(deps, "social_worker_south")
+    with pytest.raises(BreakGlassRequiredError):
+        missing.revoke_episode_pack(deps, child_id, episode_id, pack_id, reason, south,
+                                    world.actor("social_worker_south"))
+    children.break_glass(deps, child_id, "Reported missing at 2am; his team cannot be reached", south,
+                         world.actor("social_worker_south"))
+    with pytest.raises(ForbiddenActionError):
+        missing.revoke_episode_pack(deps, child_id, episode_id, pack_id, reason, south,
+                                    world.actor("social_worker_south"))
+    with pytest.raises((ForbiddenActionError, BreakGlassRequiredError)):
+        missing.revoke_episode_pack(deps, child_id, episode_id, pack_id, reason, world.view(deps, "auditor"),
+                                    world.actor("auditor"))
+    sw, who = world.view(deps, "social_worker"), world.actor("social_worker")
+    with pytest.raises(ChildInvalidError) as caught:
+        missing.revoke_episode_pack(deps, child_id, episode_id, pack_id, "wrong", sw, who)
+    assert caught.value.errors == {"reason": "Enter why you are stopping the police's access (at least 10 "
+                                             "characters)"}
+    transition_pack = _a_transition_pack(deps, world)
+    with pytest.raises(NotFoundError):  # the episode's own packs only
+        missing.revoke_episode_pack(deps, child_id, episode_id, transition_pack, reason, sw, who)
+    assert _pack(deps, pack_id).revoked_at is None
+    assert receipt.landing(deps, token, WARD_NURSE).organisation == "Cumbria Constabulary"  # still works
+
+    missing.revoke_episode_pack(deps, child_id, episode_id, pack_id, reason, sw, who)
+    pack = _pack(deps, pack_id)
+    assert (pack.revoked_at, pack.revoked_cause, pack.revoked_by, pack.revoked_reason) == (
+        deps.clock.now(), "staff", world.accounts["social_worker"].id, reason)
+    assert _pack(deps, transition_pack).revoked_at is None
+    with deps.db.transaction() as session:
+        assert session.scalar(select(func.count()).select_from(RecipientSession).where(
+            RecipientSession.pack_id == pack_id)) == 0  # the police's verified session ends now
+        assert session.scalar(select(func.count()).select_from(PackEvent).where(
+            PackEvent.pack_id == pack_id, PackEvent.action == "viewed")) == 1  # the access log stays
+    with pytest.raises(receipt.RecipientSessionEndedError):
+        receipt.view(deps, sid, WARD_NURSE)
+    with pytest.raises(receipt.LinkClosedError) as closed:
+        receipt.landing(deps, token, WARD_NURSE)
+    assert closed.value.replaced is False  # "withdrawn", not "a newer version was sent"
+    response = client.get(f"/r/{token}")
+    assert response.status_code == 410 and "This link no longer works" in response.get_data(as_text=True)
+    with pytest.raises(TransitionStepError, match="already revoked"):
+        missing.revoke_episode_pack(deps, child_id, episode_id, pack_id, reason, sw, who)
+    [event] = [e for e in audit_rows(deps, "pack.revoked") if e.object_id == str(pack_id)]
+    assert json.loads(event.details) == {"reason_code": "staff"} and "Dumfries" not in event.details
+    [link] = missing.episode_page(deps, child_id, episode_id, sw, who).links
+    assert (link.live, link.revoked_label, link.revoked_reason) == (False, "Revoked", reason)
+    assert missing.episode_page(deps, child_id, episode_id, sw, who).live_link is None
+    assert recipient_map.state_of(pack, deps.clock.now())[0] == recipient_map.REVOKED
+
+
+def _a_transition_pack(deps, world: Demo) -> uuid.UUID:
+    send_emergency(deps, world)
+    with deps.db.transaction() as session:
+        return session.scalars(select(Pack.id).where(Pack.transition_id.is_not(None))).first()
+
+
+def test_the_revoke_form_on_the_episode_page_keeps_a_short_reason_with_the_error(client, deps, world):
+    _signed_in(client, deps, world)
+    child_id = world.children["Leo"]
+    episode_id, pack_id, token = _sent(deps, world)
+    url = f"/children/{child_id}/missing/{episode_id}"
+    html = client.get(url).get_data(as_text=True)
+    action = f"{url}/packs/{pack_id}/revoke"
+    assert f'action="{action}"' in html and "Revoke access" in html
+    response = client.post(action, data={"csrf_token": csrf_from(html), "revoke_reason": "Wrong"})
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert "<title>Error: " in html and "There is a problem" in html
+    assert 'href="#revoke_reason"' in html
+    assert "Enter why you are stopping the police&#39;s access (at least 10 characters)" in html
+    assert ">Wrong</textarea>" in html  # what was typed is kept
+    assert _pack(deps, pack_id).revoked_at is None
+    response = client.post(action, data={"csrf_token": csrf_from(html),
+                                         "revoke_reason": "Sent to the wrong force by mistake"})
+    assert response.status_code == 302 and response.headers["Location"] == url
+    page = client.get(url).get_data(as_text=True)
+    assert "Access revoked." in page and "Revoked" in page and "Sent to the wrong force by mistake" in page
+    assert f'action="{action}"' not in page  # nothing live to revoke
+    assert client.get(f"/r/{token}").status_code == 410
+    # a nurse reads the record but does not stop links
+    nurse = client.application.test_client()
+    sign_in(nurse, world.accounts["cla_nurse"], deps.clock)
+    nurse_page = nurse.get(url)
+    assert nurse_page.status_code == 200 and "Revoke access" not in nurse_page.get_data(as_text=True)
+    assert nurse.post(action, data={"csrf_token": csrf_from(nurse_page.get_data(as_text=True)),
+                                    "revoke_reason": "I think this should be stopped"}).status_code == 403
+
+
+def test_changing_the_force_stops_the_old_forces_link(deps, world):
+    sw, who = world.view(deps, "social_worker"), world.actor("social_worker")
+    child_id = world.children["Leo"]
+    episode_id, pack_id, token = _sent(deps, world)
+    cumbria, yorkshire = _force(deps), _force(deps, "North Yorkshire Police")
+    now = deps.clock.now()
+    # a new reference for the same force stops nothing
+    assert missing.update_police(deps, child_id, episode_id, missing.PoliceInput(
+        reported_at=now - timedelta(hours=1), police_reference="CU-20260303-0200", police_force_id=cumbria),
+        sw, who) == 0
+    assert receipt.landing(deps, token, WARD_NURSE).organisation == "Cumbria Constabulary"
+    # the police say it is another force's: Cumbria's link stops at once
+    assert missing.update_police(deps, child_id, episode_id, missing.PoliceInput(
+        reported_at=now - timedelta(hours=1), police_reference="NY-1", police_force_id=yorkshire), sw, who) == 1
+    pack = _pack(deps, pack_id)
+    assert (pack.revoked_at, pack.revoked_cause, pack.revoked_by) == (now, "force_changed", None)
+    with pytest.raises(receipt.LinkClosedError) as closed:
+        receipt.landing(deps, token, WARD_NURSE)
+    assert closed.value.replaced is False  # no newer version went to Cumbria's mailbox
+    assert recipient_map.state_of(pack, now) == (
+        recipient_map.REVOKED, now, "Revoked: the missing episode was passed to another police force")
+    events = [e for e in audit_rows(deps, "") if e.object_id in (str(pack_id), str(child_id))
+              and e.action in ("pack.revoked", "missing.police_updated")]
+    assert [(e.action, json.loads(e.details).get("reason_code"), json.loads(e.details).get("count"))
+            for e in events][-2:] == [("pack.revoked", "force_changed", None), ("missing.police_updated", None, 1)]
+    page = missing.episode_page(deps, child_id, episode_id, sw, who)
+    assert page.live_link is None and page.links[0].revoked_label == (
+        "Revoked: the missing episode was passed to another police force")
+    assert missing.send_police_pack(deps, child_id, episode_id, sw, who) == "North Yorkshire Police"
+    page = missing.episode_page(deps, child_id, episode_id, sw, who)
+    assert [(link.version, link.organisation, link.live) for link in page.links] == [
+        (2, "North Yorkshire Police", True), (1, "Cumbria Constabulary", False)]
+    assert page.links[1].revoked_label == "Revoked: the missing episode was passed to another police force"
+
+
+def _pack_links(deps, episode_id: uuid.UUID) -> tuple[int, int]:
+    with deps.db.transaction() as session:
+        ids = list(session.scalars(select(Pack.outbox_message_id).where(Pack.episode_id == episode_id)))
+        emails = session.scalar(select(func.count()).select_from(OutboxMessage).where(
+            OutboxMessage.purpose == "pack_link", OutboxMessage.id.in_(ids))) if ids else 0
+        return len(ids), int(emails or 0)
+
+
+def test_a_second_send_straight_after_the_first_with_nothing_changed_sends_nothing(client, deps, world):
+    sw, who = world.view(deps, "social_worker"), world.actor("social_worker")
+    child_id = world.children["Leo"]
+    episode_id, pack_id, _token = _sent(deps, world)
+    deps.clock.advance(seconds=59)
+    with pytest.raises(missing.PackJustSentError, match="less than a minute ago"):
+        missing.send_police_pack(deps, child_id, episode_id, sw, who)
+    assert _pack_links(deps, episode_id) == (1, 1)
+    assert _pack(deps, pack_id).revoked_at is None  # v1 keeps working
+    # something new in Part 2 is a new version at once
+    missing.add_part2(deps, child_id, episode_id, missing.Part2Input(other="Texted a friend at 11pm"), sw, who)
+    missing.send_police_pack(deps, child_id, episode_id, sw, who)
+    assert _pack_links(deps, episode_id) == (2, 2)
+    # and the same again a minute later is a deliberate resend: sent
+    deps.clock.advance(seconds=61)
+    missing.send_police_pack(deps, child_id, episode_id, sw, who)
+    assert _pack_links(deps, episode_id) == (3, 3)
+    # through the page: a double click sends one version and says why the second did nothing
+    _signed_in(client, deps, world)
+    url = f"/children/{child_id}/missing/{episode_id}"
+    token = csrf_from(client.get(url).get_data(as_text=True))
+    deps.clock.advance(minutes=5)
+    first = client.post(f"{url}/send", data={"csrf_token": token})
+    second = client.post(f"{url}/send", data={"csrf_token": token})
+    assert first.status_code == second.status_code == 302 and second.headers["Location"] == url
+    assert _pack_links(deps, episode_id) == (4, 4)
+    page = client.get(url).get_data(as_text=True)
+    assert "Police pack sent by secure link to Cumbria Constabulary" in page
+    assert "less than a minute ago and nothing in it has changed since, so it was not sent again" in page
+    links = missing.episode_page(deps, child_id, episode_id, sw, who).links
+    assert [(link.version, link.live) for link in links] == [(4, True), (3, False), (2, False), (1, False)]
+
+
+# ---- a colleague got there first: the form says so and keeps what was typed ---------------------------------
+
+
+def test_reporting_after_a_colleague_keeps_the_typed_part2_with_the_error(client, deps, world):
+    _signed_in(client, deps, world)
+    child_id = world.children["Leo"]
+    url = f"/children/{child_id}/missing/new"
+    html = client.get(url).get_data(as_text=True)
+    episode_id = report(deps, world, who="team_manager")  # pressed first, by a colleague
+    local = (deps.clock.now() - timedelta(hours=2)).astimezone(UK)
+    form = {"csrf_token": csrf_from(html), "code": "M", "started_on": [str(local.day), str(local.month),
+                                                                       str(local.year)],
+            "started_time": local.strftime("%H:%M"), "police_force_id": str(_force(deps)),
+            "last_seen_place": "Outside the chip shop on Duke Street", "clothing": "Yellow raincoat",
+            "with_whom": "Two older boys in a silver car"}
+    response = client.post(url, data=form)
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert "<title>Error: " in html and "There is a problem" in html
+    assert "This child is already recorded as missing since" in html
+    for typed in ("Outside the chip shop on Duke Street</textarea>", "Yellow raincoat</textarea>",
+                  "Two older boys in a silver car</textarea>", f'value="{local.strftime("%H:%M")}"'):
+        assert typed in html, typed
+    assert f'href="/children/{child_id}/missing/{episode_id}"' in html  # to add it to that episode's Part 2
+    # a date it could not read as well: both problems at once, still nothing lost
+    response = client.post(url, data={**form, "csrf_token": csrf_from(html), "started_time": "25:99"})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200 and "reported missing by someone else" in html
+    assert "Enter the time, like 23:30 or 11:30pm" in html and "Yellow raincoat</textarea>" in html
+    with deps.db.transaction() as session:
+        assert session.scalar(select(func.count()).select_from(MissingEpisode).where(
+            MissingEpisode.child_id == child_id)) == 1
+        assert session.scalar(select(func.count()).select_from(MissingReportEntry).where(
+            MissingReportEntry.episode_id == episode_id)) == 1
+
+
+def test_a_return_or_now_missing_a_colleague_recorded_first_is_an_error_on_the_form(client, deps, world):
+    _signed_in(client, deps, world)
+    child_id = world.children["Leo"]
+    away = report(deps, world, code="A", hours_ago=3)
+    base = f"/children/{child_id}/missing/{away}"
+    return_page = client.get(f"{base}/return").get_data(as_text=True)
+    now_missing_page = client.get(f"{base}/now-missing").get_data(as_text=True)
+    manager, manager_actor = world.view(deps, "team_manager"), world.actor("team_manager")
+    missing.now_missing(deps, child_id, away, deps.clock.now() - timedelta(hours=1), manager, manager_actor)
+    at = (deps.clock.now() - timedelta(minutes=30)).astimezone(UK)
+    response = client.post(f"{base}/now-missing", data={
+        "csrf_token": csrf_from(now_missing_page), "at_on": [str(at.day), str(at.month), str(at.year)],
+        "at_time": at.strftime("%H:%M")})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200 and "<title>Error: " in html and "There is a problem" in html
+    assert "Only an open &#39;away without authorisation&#39; episode can become missing" in html
+    assert f'value="{at.strftime("%H:%M")}"' in html and f'value="{at.day}"' in html
+    response = client.post(f"{base}/return", data={
+        "csrf_token": csrf_from(return_page), "ended_on": [str(at.day), str(at.month), str(at.year)],
+        "ended_time": at.strftime("%H:%M"), "where_found": "Walked back to the home with a friend"})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200 and "There is a problem" in html
+    assert "This episode has already ended" in html
+    assert "Walked back to the home with a friend</textarea>" in html
+    with deps.db.transaction() as session:
+        assert session.scalar(select(func.count()).select_from(MissingEpisode).where(
+            MissingEpisode.child_id == child_id)) == 2
+        assert session.scalar(select(func.count()).select_from(Task).where(
+            Task.child_id == child_id, Task.kind == "return_interview")) == 0
+
+
+# ---- migration 0006's downgrade -----------------------------------------------------------------------------
+
+
+def _alembic(app):
+    from alembic import command
+    from flask import current_app
+
+    def run(action: str, revision: str) -> None:
+        with app.app_context():
+            getattr(command, action)(current_app.extensions["migrate"].migrate.get_config(), revision)
+    return run
+
+
+def _revision(deps) -> str:
+    with deps.db.engine.connect() as connection:
+        return connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar_one()
+
+
+def test_the_downgrade_refuses_while_episode_packs_exist_and_changes_nothing(app, deps, world):
+    episode_id, pack_id, token = _sent(deps, world)
+    receipt.landing(deps, token, WARD_NURSE)  # an access log row
+    with pytest.raises(RuntimeError, match=r"Downgrade below 0006 refused: 1 pack\(s\) were sent for missing"):
+        _alembic(app)("downgrade", "0005")
+    deps.db.engine.dispose()
+    assert _revision(deps) == "0006"
+    with deps.db.transaction() as session:
+        pack = session.get(Pack, pack_id)
+        assert pack is not None and pack.episode_id == episode_id
+        assert session.scalar(select(func.count()).select_from(PackEvent).where(PackEvent.pack_id == pack_id)) == 1
+        assert session.get(StoredBlob, pack.pdf_blob_id) is not None
+    assert receipt.landing(deps, token, WARD_NURSE).organisation == "Cumbria Constabulary"
+
+
+def test_the_downgrade_and_upgrade_work_without_episode_packs(app, deps):
+    run = _alembic(app)
+    run("downgrade", "0005")
+    deps.db.engine.dispose()
+    assert _revision(deps) == "0005"
+    from sqlalchemy import inspect
+
+    inspector = inspect(deps.db.engine)
+    assert "missing_episode" not in inspector.get_table_names()
+    assert "episode_id" not in {c["name"] for c in inspector.get_columns("pack")}
+    assert not next(c for c in inspector.get_columns("pack") if c["name"] == "transition_id")["nullable"]
+    run("upgrade", "head")
+    deps.db.engine.dispose()
+    assert _revision(deps) == "0006"

@@ -50,7 +50,7 @@ class Pack(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("staff_user.id"))
-    #: staff, reissued, superseded, placement_ended, cancelled
+    #: staff, reissued, superseded, placement_ended, cancelled, force_changed (an episode passed to another force)
     revoked_cause: Mapped[str | None] = mapped_column(String(20))
     revoked_reason = EncryptedText()
     revoked_reason_enc: Mapped[bytes | None] = mapped_column(LargeBinary)

@@ -52,7 +52,7 @@ from transitions.services.audit import Actor
 from transitions.services.children import open_child
 from transitions.services.deps import ServiceDeps
 from transitions.services.errors import ChildInvalidError, ForbiddenActionError, NotFoundError, TransitionStepError
-from transitions.services.values import format_date
+from transitions.services.values import format_date, typed_reason
 
 #: The recipient type of forms/recipients.toml whose entitlements make the police pack.
 POLICE_TYPE = "missing_police"
@@ -68,6 +68,8 @@ HISTORY_LIMIT = 20
 CLOCK_SKEW = timedelta(minutes=5)
 MAX_TEXT = 2000
 MAX_REFERENCE = 60
+#: A second "send" this soon after the last, with nothing changed in the pack, is a double click: not sent again.
+RESEND_GUARD = timedelta(seconds=60)
 
 #: Part 2's questions (domain.md §4.7 part2_template, plus "anything else"): id -> label as police read it.
 PART2_LABELS = {
@@ -81,6 +83,10 @@ PART2_LABELS = {
 }
 PART2_TEXT_FIELDS = ("last_seen_place", "with_whom", "clothing", "items_taken", "state_of_mind", "other")
 END_CAUSE_LABELS = {"returned": "Returned or found", "now_missing": "Became missing (whereabouts not known)"}
+
+
+class PackJustSentError(TransitionStepError):
+    """A second send of the same police pack straight after the first (a double click): nothing is sent."""
 
 
 # ---- inputs ------------------------------------------------------------------------------------------------
@@ -182,6 +188,7 @@ class LinkState:
     steps: tuple[tuple[str, datetime], ...]
     revoked_at: datetime | None
     revoked_label: str
+    revoked_reason: str
     confirmed_at: datetime | None
     confirmed_name: str
     confirmed_role: str
@@ -205,6 +212,11 @@ class EpisodePage:
     #: The force's secure mailbox (None: the register has none, so the pack can only be printed).
     mailbox: str | None
     now: datetime
+
+    @property
+    def live_link(self) -> LinkState | None:
+        """The link that still works, which staff may revoke (each send or change of force stops the others)."""
+        return next((link for link in self.links if link.live), None)
 
 
 @dataclass(frozen=True)
@@ -574,8 +586,9 @@ def add_part2(deps: ServiceDeps, child_id: uuid.UUID, episode_id: uuid.UUID, dat
 
 
 def update_police(deps: ServiceDeps, child_id: uuid.UUID, episode_id: uuid.UUID, data: PoliceInput,
-                  user: StaffView, actor: Actor) -> None:
-    """When it was reported, the police reference, and the force (the police may say it is another force's)."""
+                  user: StaffView, actor: Actor) -> int:
+    """When it was reported, the police reference, and the force (the police may say it is another force's).
+    A new force: the links sent to the old one stop working now (R18). Returns how many were stopped."""
     now = deps.clock.now()
     with deps.db.transaction() as session:
         child, _access = _open(deps, session, child_id, user, actor, edit=True)
@@ -600,8 +613,14 @@ def update_police(deps: ServiceDeps, child_id: uuid.UUID, episode_id: uuid.UUID,
         episode.police_reference = reference or None
         episode.police_force_id = data.police_force_id
         episode.updated_at = now
+        stopped = 0
+        if "police_force_id" in changed:
+            stopped = packs.revoke_for_episode(deps, session, episode.id, "force_changed", actor,
+                                               keep_organisation_id=data.police_force_id)
         audit.record(session, deps.audit_chain, deps.clock, actor, "missing.police_updated", object_type="child",
-                     object_id=child.id, details={"link_id": episode.id, "fields": ",".join(changed)})
+                     object_id=child.id, details={"link_id": episode.id, "fields": ",".join(changed),
+                                                  "count": stopped})
+        return stopped
 
 
 def now_missing(deps: ServiceDeps, child_id: uuid.UUID, episode_id: uuid.UUID, at: datetime | None,
@@ -699,7 +718,8 @@ def _link_states(deps: ServiceDeps, session: Session, episode_id: uuid.UUID, now
             id=p.id, version=p.version, reference=p.reference, organisation=orgs.get(p.organisation_id, ""),
             address=p.address or "", created_at=p.created_at, expires_at=p.expires_at, email_status=email,
             steps=tuple((text, mine[action]) for action, text in labels if action in mine), revoked_at=p.revoked_at,
-            revoked_label=packs.REVOKED_LABELS.get(p.revoked_cause or "", "Revoked"), confirmed_at=p.confirmed_at,
+            revoked_label=packs.REVOKED_LABELS.get(p.revoked_cause or "", "Revoked"),
+            revoked_reason=p.revoked_reason or "", confirmed_at=p.confirmed_at,
             confirmed_name=p.confirmed_name or "", confirmed_role=p.confirmed_role or "",
             information_requests=int(requests.get(p.id, 0)), now=now))
     return out
@@ -877,6 +897,28 @@ def send_police_pack(deps: ServiceDeps, child_id: uuid.UUID, episode_id: uuid.UU
         version = previous.version + 1 if previous is not None else 1
         reference = previous.reference if previous is not None else packs.new_reference()
         built = police_built(deps, session, child, episode, force.name, version=version, reference=reference)
+        now = deps.clock.now()
+        if (previous is not None and previous.revoked_at is None and previous.expires_at > now
+                and previous.organisation_id == force.id and now - previous.created_at < RESEND_GUARD
+                and previous.content_digest == built.digest):  # the episode lock makes a double click wait here
+            raise PackJustSentError(f"The police pack was sent to {force.name} less than a minute ago and nothing in "
+                                    "it has changed since, so it was not sent again.")
         packs.issue_built(deps, session, child, built, force, POLICE_TYPE, user, actor, version=version,
                           reference=reference, previous=previous, episode_id=episode.id)
         return force.name
+
+
+def revoke_episode_pack(deps: ServiceDeps, child_id: uuid.UUID, episode_id: uuid.UUID, pack_id: uuid.UUID,
+                        reason: str, user: StaffView, actor: Actor) -> None:
+    """Stop a police pack's link now, with a typed reason (R18): those who edit the child's record (not
+    break-glass, which is read-only). The police's verified sessions end with it; the access log stays."""
+    with deps.db.transaction() as session:
+        child, access = _open(deps, session, child_id, user, actor, edit=False)
+        if not may_record(access):
+            raise ForbiddenActionError("Only the child's social worker, their team and managers stop a police link")
+        episode = _episode(session, child, episode_id, lock=True)
+        pack = session.get(Pack, pack_id, with_for_update=True)
+        if pack is None or pack.episode_id != episode.id:
+            raise NotFoundError("pack")
+        text = typed_reason(reason, asking="why you are stopping the police's access")
+        packs.revoke_by_staff(deps, session, pack, text, user, actor)

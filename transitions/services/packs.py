@@ -66,6 +66,7 @@ REVOKED_LABELS = {
     "superseded": "Revoked: a later move replaced this one",
     "placement_ended": "Revoked: the placement ended",
     "cancelled": "Revoked: the move was cancelled",
+    "force_changed": "Revoked: the missing episode was passed to another police force",
 }
 #: What a pack calls the child when the recipient type gets no name (ID not shared).
 NAME_NOT_SHARED = "The child (name not shared)"
@@ -527,6 +528,27 @@ def revoke_for_transition(deps: ServiceDeps, session: Session, transition_id: uu
     return _revoke_live(deps, session, Pack.transition_id == transition_id, cause, actor)
 
 
+def revoke_for_episode(deps: ServiceDeps, session: Session, episode_id: uuid.UUID, cause: str, actor: Actor, *,
+                       keep_organisation_id: uuid.UUID | None = None) -> int:
+    """Every live police link of a missing episode stops working now, except those to `keep_organisation_id`
+    (the force it is now reported to)."""
+    which = Pack.episode_id == episode_id
+    if keep_organisation_id is not None:
+        which = which & (Pack.organisation_id != keep_organisation_id)
+    return _revoke_live(deps, session, which, cause, actor)
+
+
+def revoke_by_staff(deps: ServiceDeps, session: Session, pack: Pack, reason: str, user: StaffView,
+                    actor: Actor) -> None:
+    """A member of staff stops one link now, with their typed reason (the caller has checked who may): the
+    recipient's verified sessions end with it."""
+    if pack.revoked_at is not None:
+        raise TransitionStepError("This link was already revoked")
+    _revoke(session, pack, deps.clock.now(), "staff", user.id, reason)
+    audit.record(session, deps.audit_chain, deps.clock, actor, "pack.revoked", object_type="pack",
+                 object_id=pack.id, details={"reason_code": "staff"})
+
+
 def revoke_for_recipient(deps: ServiceDeps, session: Session, recipient_id: uuid.UUID, cause: str,
                          actor: Actor) -> int:
     """A recipient taken off the transition keeps no working link."""
@@ -554,11 +576,7 @@ def revoke(deps: ServiceDeps, transition_id: uuid.UUID, pack_id: uuid.UUID, reas
         _child, access = open_child(deps, session, transition.child_id, user, actor, action=None)
         if not access.can_edit_profile:
             raise ForbiddenActionError("Only the child's social worker, their team and managers revoke access")
-        if pack.revoked_at is not None:
-            raise TransitionStepError("This link was already revoked")
-        _revoke(session, pack, deps.clock.now(), "staff", user.id, text)
-        audit.record(session, deps.audit_chain, deps.clock, actor, "pack.revoked", object_type="pack",
-                     object_id=pack.id, details={"reason_code": "staff"})
+        revoke_by_staff(deps, session, pack, text, user, actor)
 
 
 # ---- the tracking board -----------------------------------------------------------------------------------

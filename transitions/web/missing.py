@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
-from flask import Blueprint, Response, flash, g, redirect, render_template, session, url_for
+from flask import Blueprint, Response, flash, g, redirect, render_template, request, session, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
 from transitions.clock import UK
@@ -23,7 +23,15 @@ from transitions.services.roles import Role
 from transitions.web.children import install_record_errors
 from transitions.web.context import actor, deps
 from transitions.web.forms import ConfirmForm, choices, posted, uuid_or_none
-from transitions.web.missing_forms import NowMissingForm, Part2Form, PoliceForm, ReportForm, ReturnForm, when
+from transitions.web.missing_forms import (
+    NowMissingForm,
+    Part2Form,
+    PoliceForm,
+    ReportForm,
+    ReturnForm,
+    RevokeForm,
+    when,
+)
 from transitions.web.section_forms import show_errors
 from transitions.web.security import staff
 
@@ -36,6 +44,10 @@ WRITE_ROLES = (Role.SOCIAL_WORKER, Role.TEAM_MANAGER, Role.SENIOR_MANAGER)
 PRINT_ROLES = READ_ROLES
 #: The staff session key holding the printed PDFs' passwords (per episode, or "part1").
 PRINT_PASSWORDS = "missing_print_passwords"
+
+
+ALREADY_REPORTED = ("This child has just been reported missing by someone else. Open that episode and add what you "
+                    "typed to its Part 2.")
 
 
 def _user() -> StaffView:
@@ -87,7 +99,7 @@ def _episode_url(child_id: UUID, episode_id: UUID) -> str:
 @staff(*WRITE_ROLES)
 def report(child_id: UUID) -> str | BaseResponse:
     context = service.report_context(deps(), child_id, _user(), actor())
-    if context.open_episode_id is not None:
+    if context.open_episode_id is not None and request.method != "POST":  # a POST keeps what was typed (below)
         flash("This child is already recorded as missing. Add what you know to Part 2 below.", "important")
         return redirect(_episode_url(child_id, context.open_episode_id))
     heading, _access = children.child_heading(deps(), child_id, _user(), actor())
@@ -111,9 +123,13 @@ def report(child_id: UUID) -> str | BaseResponse:
             episode_id = service.report_missing(deps(), child_id, data, _user(), actor())
         except ChildInvalidError as exc:
             show_errors(form, _on_fields(exc.errors, names))
+            if context.open_episode_id is not None:  # reported by someone else since this form was opened
+                form.form_errors = [ALREADY_REPORTED]
         except TransitionStepError as exc:
-            flash(exc.message, "important")
-            return redirect(url_for("children.show", child_id=child_id))
+            # Someone else has just reported the child missing: say so on the form, which keeps everything
+            # typed (to add to that episode's Part 2), and link to the episode.
+            form.form_errors = [exc.message]
+            context = service.report_context(deps(), child_id, _user(), actor())
         else:
             flash("Missing episode recorded. Now give the police the pack: send it to the force's mailbox, or print "
                   "it and hand it over.", "success")
@@ -136,12 +152,13 @@ def _police_form(page: service.EpisodePage) -> PoliceForm:
     return form
 
 
-def _show_episode(child_id: UUID, episode_id: UUID, police_form: PoliceForm | None = None) -> str:
+def _show_episode(child_id: UUID, episode_id: UUID, police_form: PoliceForm | None = None,
+                  revoke_form: RevokeForm | None = None) -> str:
     page = service.episode_page(deps(), child_id, episode_id, _user(), actor())
     heading, _access = children.child_heading(deps(), child_id, _user(), actor())
     form = police_form or _police_form(page)
     return render_template("missing/episode.html", page=page, e=page.episode, child=heading, form=form,
-                           send_form=ConfirmForm())
+                           send_form=ConfirmForm(), revoke_form=revoke_form or RevokeForm(formdata=None))
 
 
 @bp.get("/children/<uuid:child_id>/missing/<uuid:episode_id>")
@@ -161,13 +178,14 @@ def police(child_id: UUID, episode_id: UUID) -> str | BaseResponse:
                     required=False)
     if not errors:
         try:
-            service.update_police(deps(), child_id, episode_id, service.PoliceInput(
+            stopped = service.update_police(deps(), child_id, episode_id, service.PoliceInput(
                 reported_at=reported, police_reference=form.police_reference.data or "",
                 police_force_id=uuid_or_none(form.police_force_id.data)), _user(), actor())
         except ChildInvalidError as exc:
             errors = _on_fields(exc.errors, {"reported_at": ("reported_on", "reported_time")})
         else:
-            flash("Police details saved.", "success")
+            flash("Police details saved." + (" The link sent to the previous force has stopped working: send the "
+                                             "pack to the new force." if stopped else ""), "success")
             return redirect(_episode_url(child_id, episode_id))
     show_errors(form, errors)
     return _show_episode(child_id, episode_id, form)
@@ -188,6 +206,25 @@ def send(child_id: UUID, episode_id: UUID) -> BaseResponse:
     return redirect(_episode_url(child_id, episode_id))
 
 
+@bp.post("/children/<uuid:child_id>/missing/<uuid:episode_id>/packs/<uuid:pack_id>/revoke")
+@staff(*WRITE_ROLES)
+def revoke(child_id: UUID, episode_id: UUID, pack_id: UUID) -> str | BaseResponse:
+    """Stop the police's link now (R18), with a reason; a reason too short comes back on the page, kept."""
+    form = RevokeForm()
+    posted(form)
+    try:
+        service.revoke_episode_pack(deps(), child_id, episode_id, pack_id, form.revoke_reason.data or "", _user(),
+                                    actor())
+    except ChildInvalidError as exc:
+        show_errors(form, {"revoke_reason": exc.errors["reason"]})
+        return _show_episode(child_id, episode_id, revoke_form=form)
+    except TransitionStepError as exc:
+        flash(exc.message, "important")
+    else:
+        flash("Access revoked. The police's link stops working at once; the reason is recorded.", "success")
+    return redirect(_episode_url(child_id, episode_id))
+
+
 def _episode_form(child_id: UUID, episode_id: UUID, template: str, form: Any,
                   save: Callable[[dict[str, str]], str], names: Pairs) -> str | BaseResponse:
     """A form about one episode: on a POST run `save` with a dict for the form's own errors (unreadable dates);
@@ -203,8 +240,9 @@ def _episode_form(child_id: UUID, episode_id: UUID, template: str, form: Any,
         except ChildInvalidError as exc:
             errors = _on_fields(exc.errors, names, errors)
         except TransitionStepError as exc:
-            flash(exc.message, "important")
-            return redirect(_episode_url(child_id, episode_id))
+            # The episode changed under them (a colleague recorded the return first): say so here, keeping
+            # everything typed.
+            form.form_errors = [exc.message]
         else:
             flash(done, "success")
             return redirect(url_for("children.show", child_id=child_id) if template == "missing/return.html"

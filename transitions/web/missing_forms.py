@@ -119,6 +119,15 @@ class NowMissingForm(FlaskForm):  # type: ignore[misc]
     submit = SubmitField("Record as missing", widget=GovSubmitInput())
 
 
+class RevokeForm(FlaskForm):  # type: ignore[misc]
+    """Stop the police's link (R18). Its field has a name of its own: the episode page holds other forms."""
+
+    revoke_reason = TextAreaField("Why are you stopping the police's access to this pack?", widget=GovTextArea(),
+                                  filters=[strip],
+                                  description="For example: sent to the wrong force. The link stops working at once "
+                                              "and the reason is kept on the record")
+
+
 def when(form: Any, day: str, clock: str, errors: dict[str, str], *, what: str, required: bool) -> datetime | None:
     """A GOV.UK date input and a time box as one UK time. Both empty: None (an error only if required). The
     error goes on the date field (`day`), which the error summary links to."""

@@ -27,6 +27,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 import b_blob_crypto  # noqa: E402
 import b_child_page  # noqa: E402
+import b_follow_up  # noqa: E402
 import b_login  # noqa: E402
 import b_pack_build  # noqa: E402
 import b_pdf_render  # noqa: E402
@@ -82,6 +83,10 @@ def main() -> int:
     built = b_pack_build.run(n=n, warmup=warmup)
     print(b_pack_build.report(built), flush=True)
     results["pack_build"], results["pack_build_aes"] = built["pack_build"], built["pack_build_aes"]
+    print(f"\ntick follow-up, steady state ÷ one query of the same packs (n={n}, warm-up {warmup}) ...", flush=True)
+    followed = b_follow_up.run(n=n, warmup=warmup)
+    print(b_follow_up.report(followed), flush=True)
+    results["follow_up"] = followed["follow_up"]
     sizes = "/".join(f"{s} MiB" for s in b_blob_crypto.SIZES_MIB)
     print(f"\nblob encryption, {sizes} (n={n}, warm-up {warmup}; memory: one fresh process per figure) ...", flush=True)
     blobs = b_blob_crypto.run(n=n, warmup=warmup)

@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import exists, select
+from sqlalchemy import Select, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
@@ -100,19 +100,47 @@ class FollowUpReport:
     errors: list[str] = field(default_factory=list)
 
 
-def _candidates(deps: ServiceDeps) -> list[uuid.UUID]:
-    """Unconfirmed, unrevoked packs that are the latest version for a recipient still on a sent transition."""
+def _followed() -> Select[Pack, TransitionRecipient, Transition]:
+    """Unconfirmed, unrevoked packs that are the latest version for a recipient still on a sent transition,
+    and not resolved by staff."""
     newer = aliased(Pack)
-    with deps.db.transaction() as session:
-        return list(session.scalars(
-            select(Pack.id)
+    return (select(Pack, TransitionRecipient, Transition)
             .join(TransitionRecipient, TransitionRecipient.id == Pack.recipient_id)
             .join(Transition, Transition.id == Pack.transition_id)
             .where(Pack.confirmed_at.is_(None), Pack.revoked_at.is_(None), TransitionRecipient.removed_at.is_(None),
                    Transition.status.in_(FOLLOWED),
                    ~exists().where(newer.recipient_id == Pack.recipient_id, newer.version > Pack.version),
                    ~exists().where(Escalation.pack_id == Pack.id, Escalation.resolved_cause == "staff"))
-            .order_by(Pack.created_at)))
+            .order_by(Pack.created_at))
+
+
+def _candidates(deps: ServiceDeps) -> list[uuid.UUID]:
+    """The followed packs with a slot due and not yet claimed, read in two queries: most minutes there are
+    none, and only these get a transaction (and a row lock) of their own."""
+    now = deps.clock.now()
+    with deps.db.transaction() as session:
+        rows = session.execute(_followed()).all()
+        if not rows:
+            return []
+        claimed = {(pack_id, slot) for pack_id, slot in session.execute(
+            select(FollowUpSlot.pack_id, FollowUpSlot.slot).join(Pack, Pack.id == FollowUpSlot.pack_id)
+            .where(Pack.confirmed_at.is_(None), Pack.revoked_at.is_(None)))}
+        due = []
+        for pack, recipient, transition in rows:
+            try:
+                times = slot_times(rule_for(deps, transition), confirmation_due_at(deps, transition, recipient, pack))
+            except Exception:  # its own transaction (below) reports it, and the others go ahead
+                due.append(pack.id)
+                continue
+            if any(at <= now and (pack.id, slot) not in claimed for slot, at in times.items()):
+                due.append(pack.id)
+        return due
+
+
+def followed_count(deps: ServiceDeps) -> int:
+    """How many packs are being followed up (for benchmarks and operators)."""
+    with deps.db.transaction() as session:
+        return len(session.execute(_followed()).all())
 
 
 def run(deps: ServiceDeps, *, worker: str = "tick") -> FollowUpReport:

@@ -314,6 +314,10 @@ def test_a_senior_manager_acknowledges_a_crisis_flag_on_its_page(client, deps, c
     page = client.get("/crisis").get_data(as_text=True)
     assert "4 moves or admissions in a short period" in page
     flag_id = service.open_crisis_flags(deps, world.view(deps, "senior_manager"), world.actor("senior_manager"))[0].id
+    short = client.post(f"/crisis/{flag_id}/acknowledge", data={"reason": "Met", "csrf_token": csrf_from(page)})
+    html = short.get_data(as_text=True)
+    assert short.status_code == 200 and "There is a problem" in html and f'href="#ack-{flag_id}"' in html
+    assert ">Met</textarea>" in html and "<title>Error: " in html  # the typed note is kept with its error
     response = client.post(f"/crisis/{flag_id}/acknowledge",
                            data={"reason": "Strategy meeting held today", "csrf_token": csrf_from(page)})
     assert response.status_code == 302

@@ -243,14 +243,15 @@ def crisis() -> str:
 
 @bp.post("/crisis/<uuid:flag_id>/acknowledge")
 @staff(Role.SENIOR_MANAGER)
-def acknowledge(flag_id: UUID) -> BaseResponse:
+def acknowledge(flag_id: UUID) -> str | BaseResponse:
     form = ReasonForm()
     if not form.validate_on_submit():
         abort(400)
     try:
         service.acknowledge_flag(deps(), flag_id, form.reason.data or "", _user(), actor())
-    except ChildInvalidError as exc:
-        flash(exc.errors["reason"], "important")
-    else:
-        flash("Crisis flag acknowledged; the planning task is closed.", "success")
+    except ChildInvalidError as exc:  # the page again, with the error and what was typed
+        return render_template("transitions/crisis.html", flags=service.open_crisis_flags(deps(), _user(), actor()),
+                               form=form, failed=flag_id, failed_error=exc.errors["reason"],
+                               typed=form.reason.data or "")
+    flash("Crisis flag acknowledged; the planning task is closed.", "success")
     return redirect(url_for("transitions.crisis"))

@@ -31,6 +31,7 @@ from transitions.models import (
     Pack,
     PackEvent,
     RecipientSession,
+    StaffUser,
     StoredBlob,
     Task,
 )
@@ -790,3 +791,18 @@ def test_the_downgrade_and_upgrade_work_without_episode_packs(app, deps):
     run("upgrade", "head")
     deps.db.engine.dispose()
     assert _revision(deps) == "0006"
+
+
+def test_a_report_by_a_colleague_is_emailed_to_the_allocated_worker_without_the_childs_name(deps, world):
+    """Leo's worker is the North social worker; the team manager reports him missing at night."""
+    episode_id = report(deps, world, who="team_manager")
+    with deps.db.transaction() as session:
+        [message] = session.scalars(select(OutboxMessage).where(OutboxMessage.purpose == "missing_reported"))
+        worker = session.get(StaffUser, world.accounts["social_worker"].id)
+        assert message.to_address == worker.email
+        assert f"/missing/{episode_id}" in (message.body or "")
+        assert "Leo" not in (message.body or "") + (message.subject or "")
+    report_by_worker = report(deps, world, child="Jade", who="social_worker")  # their own report: no email
+    with deps.db.transaction() as session:
+        assert not session.scalars(select(OutboxMessage).where(
+            OutboxMessage.idempotency_key == f"missing-reported-{report_by_worker}")).first()

@@ -45,7 +45,7 @@ from transitions.models import (
 )
 from transitions.pdf import PackEntry, PackItem, PackSection, PackTooLargeError
 from transitions.pdf.document import to_json
-from transitions.services import audit, packs, tasks
+from transitions.services import audit, outbox, packs, tasks
 from transitions.services.access import ChildAccess
 from transitions.services.accounts import StaffView
 from transitions.services.audit import Actor
@@ -557,7 +557,23 @@ def report_missing(deps: ServiceDeps, child_id: uuid.UUID, data: ReportInput, us
         _add_entry(session, episode, texts, None, user, now)
         audit.record(session, deps.audit_chain, deps.clock, actor, "missing.reported", object_type="child",
                      object_id=child.id, details={"link_id": episode.id, "kind": episode.code})
+        if child.allocated_worker_id not in (None, user.id):  # EDT or a colleague reported it: tell the worker
+            address = packs.allocated_worker_email(session, child)
+            if address:
+                outbox.enqueue(session, now, to=address, subject="A child you are allocated to has been reported "
+                               "missing", body=REPORTED_EMAIL.format(
+                                   state=_state_word(episode.code), when=at_text(episode.started_at),
+                                   url=deps.settings.app.public_base_url.rstrip("/")
+                                   + f"/children/{child.id}/missing/{episode.id}"),
+                               purpose="missing_reported", idempotency_key=f"missing-reported-{episode.id}")
         return episode.id
+
+
+#: To the allocated worker: no name, no place (the episode's page has them, behind sign-in).
+REPORTED_EMAIL = """A child allocated to you has been recorded as {state} since {when}, by a colleague.
+
+Open the episode to read Part 2 and give the police the pack: {url}
+"""
 
 
 def _state_word(code: str) -> str:

@@ -10,7 +10,7 @@ from datetime import datetime
 import pytest
 from sqlalchemy import select
 
-from tests.conftest import StaffAccount
+from tests.conftest import Browser, StaffAccount, sign_in
 from transitions.models import Child, Organisation
 from transitions.services import accounts, demo, demo_children
 from transitions.services import transitions as service
@@ -29,6 +29,19 @@ class Demo:
 
     def actor(self, who: str) -> Actor:
         return Actor("staff", str(self.accounts[who].id))
+
+
+@pytest.fixture
+def browser(app, clock):
+    """A separate signed-in browser per account, so one test can compare what several people see."""
+
+    def open_as(account: StaffAccount) -> Browser:
+        app.test_client_class = Browser
+        client = app.test_client()
+        sign_in(client, account, clock)
+        return client  # type: ignore[return-value]
+
+    return open_as
 
 
 @pytest.fixture

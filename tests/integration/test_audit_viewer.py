@@ -12,26 +12,13 @@ import uuid
 import pytest
 from sqlalchemy import select
 
-from tests.conftest import Browser, csrf_from, make_staff, post_form, sign_in
+from tests.conftest import csrf_from, make_staff, post_form
 from tests.integration.test_audit import _raw as tamper
 from tests.integration.test_packs import WARD_NURSE, link_for, send_emergency, verified_session
 from transitions.models import AuditEvent, Child, CrisisFlag, Organisation, Pack, Transition, TransitionRecipient
 from transitions.services import audit, audit_views, children, receipt
 from transitions.services.access import Via, access_to
 from transitions.services.errors import BreakGlassRequiredError, ForbiddenActionError
-
-
-@pytest.fixture
-def browser(app, clock):
-    """A separate signed-in browser per account, so one test can compare what several people see."""
-
-    def open_as(account) -> Browser:
-        app.test_client_class = Browser
-        client = app.test_client()
-        sign_in(client, account, clock)
-        return client  # type: ignore[return-value]
-
-    return open_as
 
 
 def rows_of(page: str) -> list[list[str]]:

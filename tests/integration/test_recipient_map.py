@@ -11,22 +11,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from tests.conftest import Browser, sign_in
 from tests.integration.test_packs import WARD_NURSE, link_for, nurse_saves_health, send_emergency, verified_session
 from transitions.models import AuditEvent, Pack
 from transitions.services import audit_views, children, packs, receipt, recipient_map
 from transitions.services.errors import BreakGlassRequiredError
-
-
-@pytest.fixture
-def browser(app, clock):
-    def open_as(account) -> Browser:
-        app.test_client_class = Browser
-        client = app.test_client()
-        sign_in(client, account, clock)
-        return client  # type: ignore[return-value]
-
-    return open_as
 
 
 def the_map(deps, world, child: str = "Amira", who: str = "social_worker_south") -> recipient_map.RecipientMap:

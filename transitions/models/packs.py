@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     Boolean,
@@ -20,10 +21,34 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
     Uuid,
+    func,
+    select,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
 from transitions.models.base import Base, EncryptedText, UTCDateTime, new_id
+
+
+class LinkEpoch(Base):
+    """One row per restore of a backup (R77): the current epoch is the highest. `cla-transitions after-restore`
+    adds a row, so every link and recipient session stamped with an older epoch stops working (security.md #57).
+
+    A restored database brings back its own (older) epochs and the links of that time; the bump is made on top
+    of what was restored, so it is always higher than any link the restored database holds. No row: epoch 1.
+    """
+
+    __tablename__ = "link_epoch"
+
+    epoch: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: Why (from the command line: "restored the 02:00 backup after disk failure"); no personal data.
+    note: Mapped[str] = mapped_column(String(200))
+
+
+def current_epoch_sql() -> Any:
+    """The current epoch as a SQL expression, so that a link or session row takes it in its own INSERT: no code
+    path that creates one can forget it."""
+    return select(func.coalesce(func.max(LinkEpoch.epoch), 1)).scalar_subquery()
 
 
 class Pack(Base):
@@ -45,6 +70,8 @@ class Pack(Base):
     address = EncryptedText()
     address_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    #: The restore epoch the link was issued in: a link from before the latest restore is unknown (404).
+    epoch: Mapped[int] = mapped_column(Integer, default=current_epoch_sql(), server_default="1")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_by: Mapped[uuid.UUID] = mapped_column(ForeignKey("staff_user.id"))
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -104,6 +131,8 @@ class RecipientSession(Base):
 
     id_hash: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
     pack_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("pack.id"), index=True)
+    #: The restore epoch the session was opened in (as Pack.epoch).
+    epoch: Mapped[int] = mapped_column(Integer, default=current_epoch_sql(), server_default="1")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
 

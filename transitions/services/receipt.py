@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from transitions.crypto import UnknownKeyError, code_mac, equal, new_numeric_code, new_token, token_hash
@@ -31,6 +31,7 @@ from transitions.models import (
     StaffUser,
     StoredBlob,
 )
+from transitions.models.packs import LinkEpoch
 from transitions.pdf import PackDocument
 from transitions.pdf.document import from_json
 from transitions.services import audit, outbox, tasks
@@ -105,12 +106,19 @@ def _live(deps: ServiceDeps, pack: Pack) -> bool:
     return pack.revoked_at is None and pack.expires_at > deps.clock.now()
 
 
+def current_epoch(session: Session) -> int:
+    """The restore epoch links and recipient sessions must carry to work (R77): raised by `after-restore`."""
+    return int(session.scalar(select(func.coalesce(func.max(LinkEpoch.epoch), 1))) or 1)
+
+
 def _by_token(deps: ServiceDeps, session: Session, token: str, *, lock: bool = False) -> Pack:
+    """A link from before the latest restore of a backup is unknown, like a mistyped one: the restored database
+    may have forgotten that it was revoked (attack #57), so it is never trusted again."""
     if not 20 <= len(token) <= 100:
         raise LinkUnknownError("link")
     query = select(Pack).where(Pack.token_hash == token_hash(token))
     pack = session.scalars(query.with_for_update() if lock else query).first()
-    if pack is None:
+    if pack is None or pack.epoch != current_epoch(session):
         raise LinkUnknownError("link")
     return pack
 
@@ -313,6 +321,9 @@ def _open(deps: ServiceDeps, session: Session, sid: str | None, *, lock: bool = 
     pack = session.get(Pack, row.pack_id, with_for_update=lock)
     if pack is None:
         raise RecipientSessionEndedError("no pack")
+    epoch = current_epoch(session)
+    if row.epoch != epoch or pack.epoch != epoch:  # opened before the latest restore of a backup (R77)
+        raise RecipientSessionEndedError("restored")
     if not _live(deps, pack):
         raise _closed(deps, pack)
     row.last_seen_at = now
@@ -507,3 +518,40 @@ def purge_expired(deps: ServiceDeps) -> int:
             | (RecipientSession.created_at <= now - timedelta(minutes=rules.session_absolute_minutes))))
         codes = session.execute(delete(PackCode).where(PackCode.expires_at <= now - timedelta(days=1)))
         return int(sessions.rowcount) + int(codes.rowcount)  # type: ignore[attr-defined]
+
+
+# ---- after a backup is restored ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RestoreReport:
+    epoch: int
+    links_withdrawn: int
+    sessions_ended: int
+    codes_voided: int
+
+
+def withdraw_links_after_restore(deps: ServiceDeps, note: str, actor: Actor) -> RestoreReport:
+    """Run once on a database restored from a backup, before the app serves it (R77, attack #57).
+
+    The new epoch makes every link and recipient session of the restored database unknown, whatever the backup
+    says about them (a link revoked after the backup was taken is live in it). The links that were still live
+    in the backup are also marked withdrawn, so the board tells staff to send them again; their sessions and
+    unused codes are deleted. The epoch is recorded in the database it protects: a later restore of an older
+    backup brings back older epochs, and running this again bumps above those."""
+    now = deps.clock.now()
+    with deps.db.transaction() as session:
+        epoch = current_epoch(session) + 1
+        session.add(LinkEpoch(epoch=epoch, started_at=now, note=" ".join(note.split())[:200] or "restore"))
+        live = list(session.scalars(select(Pack).where(Pack.revoked_at.is_(None), Pack.epoch < epoch)))
+        for pack in live:
+            pack.revoked_at = now
+            pack.revoked_cause = "restore"
+        ended = session.execute(delete(RecipientSession))
+        voided = session.execute(update(PackCode).where(PackCode.used_at.is_(None), PackCode.voided.is_(False))
+                                 .values(voided=True))
+        audit.record(session, deps.audit_chain, deps.clock, actor, "links.withdrawn_after_restore",
+                     details={"count": len(live), "status": f"epoch {epoch}"})
+        return RestoreReport(epoch=epoch, links_withdrawn=len(live),
+                             sessions_ended=int(ended.rowcount),  # type: ignore[attr-defined]
+                             codes_voided=int(voided.rowcount))  # type: ignore[attr-defined]

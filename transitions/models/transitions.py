@@ -174,4 +174,13 @@ class Task(Base):
     note = EncryptedText()
     note_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
 
-    __table_args__ = (Index("ix_task_open_due", "status", "due_at"),)
+    __table_args__ = (
+        Index("ix_task_open_due", "status", "due_at"),
+        #: "Your work" and the home page's count (`tasks._mine`): a person's open tasks, and a role's in a team,
+        #: each one index search rather than a read of every open task in the service.
+        Index("ix_task_open_user", "status", "assigned_user_id"),
+        Index("ix_task_open_role_team", "status", "assigned_role", "team_id"),
+        #: A child's open tasks of a kind (the child's page asks for "share again after a return"; opening and
+        #: closing tasks look them up the same way).
+        Index("ix_task_child_kind_status", "child_id", "kind", "status"),
+    )

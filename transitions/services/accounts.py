@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
 from transitions.crypto import (
@@ -269,7 +269,18 @@ def _throttle_key(deps: ServiceDeps, email: str) -> bytes:
 
 
 def _check_throttle(deps: ServiceDeps, session: Session, key: bytes) -> None:
-    row = session.get(SignInThrottle, key)
+    """Refuse a locked account. The account's row is made if missing and stays locked (PostgreSQL) until this
+    attempt is counted and committed: without that, parallel guesses all passed this check before the lock
+    was set, and 4 tabs got 8 password checks instead of `max_failures` (SQLite's write lock already
+    serialised them)."""
+    row = session.get(SignInThrottle, key, with_for_update=True)
+    if row is None:
+        try:
+            with session.begin_nested():  # waits for a parallel attempt that is making it
+                session.add(SignInThrottle(account_key=key, failures=0, window_started_at=deps.clock.now()))
+        except IntegrityError:
+            pass
+        row = session.get(SignInThrottle, key, with_for_update=True, populate_existing=True)
     if row is not None and row.locked_until is not None and row.locked_until > deps.clock.now():
         raise AccountLockedError(row.locked_until)
 
@@ -367,9 +378,16 @@ def _check_code(deps: ServiceDeps, user_id: uuid.UUID, code: str, actor: Actor) 
 
 
 def active_user(deps: ServiceDeps, user_id: uuid.UUID) -> StaffView | None:
+    """The signed-in person, with their team in the same SELECT. A request's session is read with its person
+    (`sessions.load`); this is for a person whose session was not read that way."""
     with deps.db.transaction() as session:
-        user = session.get(StaffUser, user_id)
-        return _view(user) if user is not None and user.is_active else None
+        return active_view(session.get(StaffUser, user_id, options=[joinedload(StaffUser.team)]))
+
+
+def active_view(user: StaffUser | None) -> StaffView | None:
+    """The person as the web layer sees them, or None when they may not act (disabled, locked, gone). Read it
+    inside the transaction that loaded the user, with their team loaded."""
+    return _view(user) if user is not None and user.is_active else None
 
 
 def change_password(deps: ServiceDeps, user_id: uuid.UUID, current: str, new: str, actor: Actor) -> None:

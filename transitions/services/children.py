@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session, joinedload, load_only
 from sqlalchemy.orm.exc import StaleDataError
 
 from transitions.formdefs import SectionDef
@@ -348,8 +348,24 @@ class OrgSummary:
     police_force: str | None = None
 
 
+class ShownNames:
+    """How a child is named on a page: the preferred name (else the legal name), the date of birth as people read it."""
+
+    legal_name: str
+    preferred_name: str
+    date_of_birth: date | None
+
+    @property
+    def display_name(self) -> str:
+        return self.preferred_name or self.legal_name
+
+    @property
+    def date_of_birth_text(self) -> str:
+        return format_date(self.date_of_birth)
+
+
 @dataclass(frozen=True)
-class Profile:
+class Profile(ShownNames):
     id: uuid.UUID
     legal_name: str
     preferred_name: str
@@ -372,14 +388,6 @@ class Profile:
     version: int = 1
 
     @property
-    def display_name(self) -> str:
-        return self.preferred_name or self.legal_name
-
-    @property
-    def date_of_birth_text(self) -> str:
-        return format_date(self.date_of_birth)
-
-    @property
     def nhs_number_text(self) -> str:
         return format_nhs_number(self.nhs_number) if self.nhs_number else ""
 
@@ -394,19 +402,22 @@ def _profiles(deps: ServiceDeps, session: Session, children: list[Child]) -> lis
     """Profiles for many children with a fixed number of queries (organisations, staff, teams in bulk)."""
     today = deps.clock.now().date()
     org_ids = {i for c in children for i in (c.responsible_la_id, c.current_placement_id) if i}
-    orgs = {o.id: o for o in session.scalars(select(Organisation).where(Organisation.id.in_(org_ids)))} \
-        if org_ids else {}
-    la_ids = {o.local_authority_id for o in orgs.values() if o.local_authority_id} - set(orgs)
-    if la_ids:
-        orgs |= {o.id: o for o in session.scalars(select(Organisation).where(Organisation.id.in_(la_ids)))}
-    force_ids = {o.police_force_id for o in orgs.values() if o.police_force_id} - set(orgs)
-    if force_ids:
-        orgs |= {o.id: o for o in session.scalars(select(Organisation).where(Organisation.id.in_(force_ids)))}
+    orgs: dict[uuid.UUID, Organisation] = {}
+    if org_ids:
+        # The organisations, their host local authority and the police force of either, in one SELECT.
+        given = Organisation.id.in_(org_ids)
+        with_areas = or_(given, Organisation.id.in_(select(Organisation.local_authority_id).where(given)))
+        forces = select(Organisation.police_force_id).where(with_areas)
+        orgs = {o.id: o for o in session.scalars(select(Organisation).where(
+            or_(with_areas, Organisation.id.in_(forces))))}
     worker_ids = {c.allocated_worker_id for c in children if c.allocated_worker_id}
-    workers = {u.id: u for u in session.scalars(select(StaffUser).where(StaffUser.id.in_(worker_ids)))} \
-        if worker_ids else {}
-    team_ids = {c.team_id for c in children if c.team_id}
-    teams = {t.id: t for t in session.scalars(select(Team).where(Team.id.in_(team_ids)))} if team_ids else {}
+    # Each worker comes with their own team, usually the child's: the teams query is only for the others.
+    workers = {u.id: u for u in session.scalars(select(StaffUser).options(joinedload(StaffUser.team))
+                                                .where(StaffUser.id.in_(worker_ids)))} if worker_ids else {}
+    teams = {u.team.id: u.team for u in workers.values() if u.team is not None}
+    team_ids = {c.team_id for c in children if c.team_id} - set(teams)
+    if team_ids:
+        teams |= {t.id: t for t in session.scalars(select(Team).where(Team.id.in_(team_ids)))}
     codes = deps.definitions.code_lists
 
     def summary(org_id: uuid.UUID | None) -> OrgSummary | None:
@@ -555,10 +566,14 @@ def child_page(deps: ServiceDeps, child_id: uuid.UUID, user: StaffView, actor: A
     with deps.db.transaction() as session:
         child, access = open_child(deps, session, child_id, user, actor)
         profile = _profiles(deps, session, [child])[0]
-        versions = current_versions(session, child.id)
-        authors = {u.id: u for u in session.scalars(
-            select(StaffUser).where(StaffUser.id.in_({v.author_id for v in versions.values()})))} \
-            if versions else {}
+        versions: dict[str, SectionVersion] = {}
+        authors: dict[uuid.UUID, StaffUser] = {}
+        for version, saved_by in session.execute(
+                select(SectionVersion, StaffUser).outerjoin(StaffUser, StaffUser.id == SectionVersion.author_id)
+                .where(SectionVersion.child_id == child.id, SectionVersion.is_current.is_(True))):
+            versions[version.section_code] = version
+            if saved_by is not None:
+                authors[saved_by.id] = saved_by
         contents = {code: json.loads(v.content or "{}") for code, v in versions.items()}
         summaries = []
         for section in deps.definitions.ordered():
@@ -615,19 +630,46 @@ def child_heading(deps: ServiceDeps, child_id: uuid.UUID, user: StaffView, actor
 # ---- lists and search -------------------------------------------------------------------------------------
 
 
-def my_children(deps: ServiceDeps, user: StaffView, actor: Actor, limit: int = 500) -> list[Profile]:
+@dataclass(frozen=True)
+class ChildListRow(ShownNames):
+    """A line of the child list: only what the list shows is decrypted (three fields and the worker's name)."""
+
+    id: uuid.UUID
+    legal_name: str
+    preferred_name: str
+    date_of_birth: date | None
+    placement: Person | None
+    worker: Person | None
+
+
+def my_children(deps: ServiceDeps, user: StaffView, actor: Actor, limit: int = 500) -> list[ChildListRow]:
     """The children a person sees without break-glass (the newest ``limit``; names are encrypted, so the
-    list is sorted by name after decrypting)."""
+    list is sorted by name after decrypting). One SELECT with the placement and the worker joined."""
     with deps.db.transaction() as session:
-        query = select(Child).order_by(Child.created_at.desc(), Child.id)
+        query = (select(Child, Organisation.id, Organisation.name, StaffUser)
+                 .outerjoin(Organisation, Organisation.id == Child.current_placement_id)
+                 .outerjoin(StaffUser, StaffUser.id == Child.allocated_worker_id)
+                 .options(load_only(Child.legal_name_enc, Child.preferred_name_enc, Child.date_of_birth_enc,
+                                    raiseload=True), load_only(StaffUser.display_name_enc, raiseload=True))
+                 .order_by(Child.created_at.desc(), Child.id))
         condition = visible_filter(user)
         if condition is not None:
             query = query.where(condition)  # type: ignore[arg-type]
-        children = list(session.scalars(query.limit(limit)))
-        profiles = _profiles(deps, session, children)
+        rows = session.execute(query.limit(limit)).all()
+        workers: dict[uuid.UUID, Person] = {}
+        listed = []
+        for child, placement_id, placement_name, worker in rows:
+            if worker is not None and worker.id not in workers:
+                workers[worker.id] = Person(worker.id, worker.display_name or "")
+            dob = child.date_of_birth
+            listed.append(ChildListRow(
+                id=child.id, legal_name=child.legal_name or "", preferred_name=child.preferred_name or "",
+                date_of_birth=date.fromisoformat(dob) if dob else None,
+                placement=Person(placement_id, placement_name) if placement_id is not None else None,
+                worker=workers[worker.id] if worker is not None else None))
         audit.record(session, deps.audit_chain, deps.clock, actor, "child.list_viewed",
-                     details={"count": len(children)})
-    return sorted(profiles, key=lambda p: (p.display_name.casefold(), str(p.id)))
+                     details={"count": len(rows)})
+    return sorted(listed, key=lambda p: (p.display_name.casefold(), str(p.id)))
 
 
 @dataclass(frozen=True)

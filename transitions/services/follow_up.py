@@ -17,7 +17,7 @@ from datetime import datetime
 
 from sqlalchemy import Select, exists, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session, aliased, load_only
 
 from transitions.clock import UK
 from transitions.formdefs import EscalationRule, TransitionKind
@@ -383,21 +383,26 @@ def dashboard(deps: ServiceDeps, user: StaffView, actor: Actor) -> tuple[list[Es
     if scope is None:
         return [], []
     with deps.db.transaction() as session:
+        acknowledger = aliased(StaffUser)
+        # Only the columns the rows show are loaded (a manager may have hundreds of rows), in one SELECT.
         rows = session.execute(
-            select(Escalation, Child, Pack, Organisation)
+            select(Escalation, Child, Pack.reference, Pack.version, Pack.recipient_type, Organisation.name,
+                   acknowledger)
             .join(Child, Child.id == Escalation.child_id).join(Pack, Pack.id == Escalation.pack_id)
             .join(Organisation, Organisation.id == Pack.organisation_id)
+            .outerjoin(acknowledger, acknowledger.id == Escalation.acknowledged_by)
+            .options(load_only(Child.preferred_name_enc, Child.legal_name_enc, raiseload=True),
+                     load_only(acknowledger.display_name_enc, raiseload=True))
             .where(Escalation.status != EscalationStatus.RESOLVED, scope)  # type: ignore[arg-type]
             .order_by(Escalation.confirmation_due_at, Escalation.raised_at)).all()
-        names = {u.id: u.display_name or "" for u in session.scalars(select(StaffUser).where(
-            StaffUser.id.in_({e.acknowledged_by for e, *_ in rows if e.acknowledged_by})))}
         out = [EscalationRow(
             id=e.id, child_id=c.id, child_name=c.preferred_name or c.legal_name or "", transition_id=e.transition_id,
-            pack_reference=p.reference, pack_version=p.version, recipient_title=_type_title(deps, p.recipient_type),
-            organisation=o.name, level=e.level, status=e.status, confirmation_due_at=e.confirmation_due_at,
+            pack_reference=reference, pack_version=version, recipient_title=_type_title(deps, recipient_type),
+            organisation=organisation, level=e.level, status=e.status, confirmation_due_at=e.confirmation_due_at,
             raised_at=e.raised_at, acknowledged_at=e.acknowledged_at,
-            acknowledged_by=names.get(e.acknowledged_by) if e.acknowledged_by else None,
-            acknowledged_note=e.acknowledged_note) for e, c, p, o in rows]
+            acknowledged_by=(a.display_name or "") if a is not None else None,
+            acknowledged_note=e.acknowledged_note)
+            for e, c, reference, version, recipient_type, organisation, a in rows]
         if out:
             audit.record(session, deps.audit_chain, deps.clock, actor, "escalations.viewed",
                          details={"count": len(out)})

@@ -386,12 +386,18 @@ def _rows(session: Session, episodes: list[MissingEpisode]) -> list[EpisodeRow]:
 
 
 def _counts(session: Session, child_id: uuid.UUID, now: datetime) -> Counts:
-    recent: dict[str, int] = {code: int(n) for code, n in session.execute(
-        select(MissingEpisode.code, func.count()).where(
-            MissingEpisode.child_id == child_id, MissingEpisode.started_at >= now - timedelta(days=RECENT_DAYS))
-        .group_by(MissingEpisode.code))}
-    year = session.scalar(select(func.count()).select_from(MissingEpisode).where(
-        MissingEpisode.child_id == child_id, MissingEpisode.started_at >= now - timedelta(days=HISTORY_DAYS))) or 0
+    # One SELECT for both windows (RECENT_DAYS is inside HISTORY_DAYS): the last year's episodes by code and by
+    # whether they are recent.
+    is_recent = MissingEpisode.started_at >= now - timedelta(days=RECENT_DAYS)
+    recent: dict[str, int] = {}
+    year = 0
+    for code, in_recent, n in session.execute(
+            select(MissingEpisode.code, is_recent, func.count()).where(
+                MissingEpisode.child_id == child_id, MissingEpisode.started_at >= now - timedelta(days=HISTORY_DAYS))
+            .group_by(MissingEpisode.code, is_recent)):
+        year += int(n)
+        if in_recent:
+            recent[code] = recent.get(code, 0) + int(n)
     missing, away = int(recent.get("M", 0)), int(recent.get("A", 0))
     return Counts(recent=missing + away, recent_missing=missing, recent_away=away, year=int(year))
 

@@ -8,11 +8,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, or_
+from sqlalchemy import bindparam, delete, or_, select
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import joinedload
 
 from transitions.crypto import new_token, token_hash
-from transitions.models import StaffSession
+from transitions.models import StaffSession, StaffUser
+from transitions.services.accounts import StaffView, active_view
 from transitions.services.deps import ServiceDeps
 from transitions.services.errors import StoreUnavailableError
 
@@ -25,6 +27,9 @@ class SessionRecord:
     data: dict[str, Any] = field(default_factory=dict)
     user_id: uuid.UUID | None = None
     authenticated_at: datetime | None = None
+    #: From `load` only: the signed-in person (`accounts.active_view` of user_id, read in the same SELECT), or
+    #: None when they may no longer act. Not stored.
+    staff: StaffView | None = None
 
 
 def new_session_id() -> str:
@@ -48,19 +53,32 @@ def load(deps: ServiceDeps, session_id: str) -> SessionRecord | None:
         raise StoreUnavailableError() from exc
 
 
+#: Built once: it runs on every request, and only the hash changes.
+_SESSION_WITH_PERSON = (
+    select(StaffSession, StaffUser)
+    .outerjoin(StaffUser, StaffUser.id == StaffSession.user_id)
+    .options(joinedload(StaffUser.team))
+    .where(StaffSession.id_hash == bindparam("id_hash"))
+)
+
+
 def _load(deps: ServiceDeps, session_id: str) -> SessionRecord | None:
+    """The session row and its person (with their team) in one SELECT and one transaction: every signed-in
+    request needs both, and reading them apart cost a statement and a transaction per page."""
     now = deps.clock.now()
     with deps.db.transaction() as db:
-        row = db.get(StaffSession, token_hash(session_id))
-        if row is None:
+        found = db.execute(_SESSION_WITH_PERSON, {"id_hash": token_hash(session_id)}).one_or_none()
+        if found is None:
             return None
+        row, user = found
         if _expired(deps, row, now):
             db.delete(row)
             return None
         if now - row.last_seen_at >= TOUCH_INTERVAL:
             row.last_seen_at = now
         return SessionRecord(data=json.loads(row.data or "{}"), user_id=row.user_id,
-                             authenticated_at=row.authenticated_at)
+                             authenticated_at=row.authenticated_at,
+                             staff=active_view(user) if row.user_id is not None else None)
 
 
 def save(deps: ServiceDeps, session_id: str, record: SessionRecord, *, create: bool) -> bool:

@@ -10,7 +10,9 @@ from flask import Flask, Request, Response, current_app
 from flask.sessions import SessionInterface, SessionMixin
 from werkzeug.datastructures import CallbackDict
 
+from transitions.services import accounts
 from transitions.services import sessions as session_store
+from transitions.services.accounts import StaffView
 from transitions.services.deps import ServiceDeps
 from transitions.services.errors import StoreUnavailableError
 
@@ -28,8 +30,20 @@ class ServerSession(CallbackDict[str, Any], SessionMixin):
         self.modified = False
         self.user_id: uuid.UUID | None = record.user_id if record else None
         self.authenticated_at: datetime | None = record.authenticated_at if record else None
+        #: The person as read with the stored session, valid while user_id is still the one read.
+        self._stored_user_id = self.user_id
+        self._stored_staff: StaffView | None = record.staff if record else None
         self.superseded_sid: str | None = None
         self.store_unavailable = False
+
+    def signed_in_staff(self, deps: ServiceDeps) -> StaffView | None:
+        """The signed-in person if they may still act, else None (disabled since the session began). Read with
+        the session when it was opened; read again only if the session changed hands since."""
+        if self.user_id is None:
+            return None
+        if self.sid is not None and self.user_id == self._stored_user_id:
+            return self._stored_staff
+        return accounts.active_user(deps, self.user_id)
 
     def regenerate(self) -> None:
         """New id for the same browser (at sign-in and privilege change) so a fixed id is useless."""

@@ -116,3 +116,62 @@ def test_edited_details_are_reported(app, deps):
     _raw(deps, """UPDATE audit_event SET details = '{"count": 99}' WHERE seq = 3""")
     result = _verify(app)
     assert result.exit_code == 1 and "event 3" in result.output
+
+
+def test_a_long_check_reads_a_snapshot_and_never_blocks_the_service_writing(deps):
+    """audit-verify over a national trail takes minutes; on SQLite a write transaction for it would hold the write
+    lock that long and every request that writes would fail after the busy timeout."""
+    import threading
+
+    _events(deps, 3)
+    with deps.db.reading() as session:
+        assert audit.verify(session, deps.audit_chain).checked == 3
+        errors: list[BaseException] = []
+
+        def write() -> None:
+            try:
+                _events(deps, 2)  # a request of the service, on its own connection, mid-check
+            except BaseException as exc:  # reported by the assertion below
+                errors.append(exc)
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        writer.join(timeout=3)  # under SQLite's 5 s busy timeout: a write lock held here would still be waiting
+        assert not writer.is_alive() and errors == []
+        # SQLite: the snapshot it started with; PostgreSQL (read committed): the appended events are checked too
+        assert audit.verify(session, deps.audit_chain).checked == (3 if deps.db.dialect == "sqlite" else 5)
+    with deps.db.reading() as session:
+        assert audit.verify(session, deps.audit_chain).checked == 5
+
+
+def test_a_read_only_unit_of_work_refuses_to_write_on_postgresql(deps):
+    import pytest
+    from sqlalchemy.exc import DBAPIError
+
+    if deps.db.dialect != "postgresql":
+        pytest.skip("SQLite has no read-only transactions; its reading() is a deferred snapshot")
+    with pytest.raises(DBAPIError, match="read-only"), deps.db.reading() as session:
+        session.execute(text("DELETE FROM audit_event"))
+
+
+def test_a_check_since_a_checkpoint_reads_only_the_new_events_and_still_catches_a_break(app, deps):
+    _events(deps, 5)
+    checkpoint = _verify(app).output.split("Checkpoint (keep it outside the database): ")[1].strip()
+    seq = int(checkpoint.split(":")[0])  # the 5 events and the check's own record
+    _events(deps, 3)
+    result = app.test_cli_runner().invoke(cli, ["audit-verify", "--since", checkpoint])
+    assert result.exit_code == 0, result.output
+    assert f"4 events verified after event {seq}." in result.output  # 3 events and the first check's record
+
+    _raw(deps, "UPDATE audit_event SET action = 'edited' WHERE seq = :seq", seq=seq + 2)
+    broken = app.test_cli_runner().invoke(cli, ["audit-verify", "--since", checkpoint])
+    assert broken.exit_code == 1 and f"AUDIT CHAIN BROKEN at event {seq + 2}" in broken.output
+
+
+def test_a_check_since_a_checkpoint_the_trail_no_longer_matches_fails(app, deps):
+    _events(deps, 3)
+    checkpoint = _verify(app).output.split("Checkpoint (keep it outside the database): ")[1].strip()
+    seq = int(checkpoint.split(":")[0])
+    forged = f"{seq}:{'00' * 32}"
+    result = app.test_cli_runner().invoke(cli, ["audit-verify", "--since", forged])
+    assert result.exit_code == 1 and f"event {seq} no longer matches the checkpoint" in result.output

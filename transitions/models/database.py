@@ -29,8 +29,16 @@ def _begin_immediate(connection: Any) -> None:
     SQLite mode is single-instance: serialising transactions makes read-then-write sequences (throttle
     counters, the audit chain head, claims) safe across the threads of one process, where a deferred
     transaction would fail with "database is locked" when it tries to upgrade. PostgreSQL uses row locks.
+    A connection marked read-only (Database.reading) begins deferred instead: in WAL mode that is a snapshot
+    which never takes the write lock, so a long read does not stall the service's writes.
     """
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    if connection.get_execution_options().get(_READ_ONLY):
+        connection.exec_driver_sql("BEGIN")
+    else:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+_READ_ONLY = "transitions_read_only"
 
 
 def make_engine(url: str) -> Engine:
@@ -69,6 +77,20 @@ class Database:
     def transaction(self) -> Iterator[Session]:
         """One unit of work: commit on success, roll back on any error."""
         with self.session_factory() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A read-only unit of work for long reads (audit-verify over a national trail, reports).
+
+        SQLite: a deferred BEGIN, a WAL snapshot that never blocks the service's writers (a `transaction` takes
+        the write lock for its whole length). PostgreSQL: a READ ONLY transaction, so a write by mistake fails.
+        """
+        options: dict[str, Any] = {_READ_ONLY: True}
+        if self.dialect == "postgresql":
+            options["postgresql_readonly"] = True
+        with self.engine.connect().execution_options(**options) as connection, \
+                self.session_factory(bind=connection) as session, session.begin():
             yield session
 
     def dispose(self) -> None:

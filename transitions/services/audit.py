@@ -6,9 +6,10 @@ import json
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -27,6 +28,7 @@ ALLOWED_DETAIL_KEYS = frozenset({
     "new_team_id", "endpoint", "via", "fields", "kind", "old_status",
     "ok", "checked", "first_broken_seq",  # an integrity check's result (audit_views.record_check)
     "pack_id", "level", "escalation_id", "task_id", "request_id", "recipient_type",  # follow-through: ids, codes
+    "queued", "oldest_minutes", "failed_steps", "packs", "sent", "limit", "window_minutes",  # services.alerts
 })
 
 
@@ -44,7 +46,40 @@ class Actor:
         return cls(kind="system", id=name)
 
 
-def _entry(event: AuditEvent) -> dict[str, Any]:
+class _EntryFields(Protocol):
+    """What the chain hashes of an event: an AuditEvent, or a row of its columns when verifying."""
+
+    @property
+    def seq(self) -> int: ...
+    @property
+    def occurred_at(self) -> datetime: ...
+    @property
+    def actor_kind(self) -> str: ...
+    @property
+    def actor_id(self) -> str | None: ...
+    @property
+    def action(self) -> str: ...
+    @property
+    def object_type(self) -> str | None: ...
+    @property
+    def object_id(self) -> str | None: ...
+    @property
+    def outcome(self) -> str: ...
+    @property
+    def ip(self) -> str | None: ...
+    @property
+    def user_agent(self) -> str | None: ...
+    @property
+    def details(self) -> str: ...
+
+
+#: The columns verification reads: plain rows, not ORM objects (a national trail has millions of events).
+_VERIFY_COLUMNS = (AuditEvent.seq, AuditEvent.occurred_at, AuditEvent.actor_kind, AuditEvent.actor_id,
+                   AuditEvent.action, AuditEvent.object_type, AuditEvent.object_id, AuditEvent.outcome,
+                   AuditEvent.ip, AuditEvent.user_agent, AuditEvent.details, AuditEvent.chain_hash)
+
+
+def _entry(event: _EntryFields) -> dict[str, Any]:
     return {
         "seq": event.seq,
         "occurred_at": event.occurred_at.isoformat(),
@@ -143,12 +178,24 @@ def parse_checkpoint(text: str) -> tuple[int, bytes]:
         raise ValueError("a checkpoint looks like 1234:<64 hex digits>") from exc
 
 
-def verify(session: Session, chain: AuditChain, *, batch: int = 5000,
-           checkpoint: tuple[int, bytes] | None = None) -> ChainReport:
+def verify(session: Session, chain: AuditChain, *, batch: int = 20000,
+           checkpoint: tuple[int, bytes] | None = None, since: tuple[int, bytes] | None = None) -> ChainReport:
     """Recompute every link. Reports the first event whose hash does not follow from its predecessor.
 
     An edited row breaks its own link; a deleted or reordered row breaks the next one (sequence numbers
-    must be consecutive); a truncated tail no longer matches the chain head.
+    must be consecutive); a truncated tail no longer matches the chain head; a row added after the head was
+    not written by the service. Reads plain column rows in keyset batches (no ORM objects, nothing kept in the
+    session), so memory stays flat however long the trail is.
+
+    The service may be appending while a long trail is checked (PostgreSQL reads committed rows per statement):
+    events up to the head read at the start are checked, then up to the head as it is when those are done, until
+    it stops moving. An append commits its event and the head together, so reading the newest sequence number
+    before the head can never see an event the head does not cover, unless someone wrote it without the service.
+
+    `since` (a checkpoint kept outside the database) checks only the events after it: the event it names must
+    still carry its hash, and every later link must follow. That is the hourly check of a national trail (its
+    cost is the new events, not 1.6 million); edits to events before it are found by the full check, which
+    should still run, say weekly.
     """
     head = session.get(AuditChainHead, 1)
     if head is None:
@@ -160,12 +207,27 @@ def verify(session: Session, chain: AuditChain, *, batch: int = 5000,
     expected_seq = 1
     checked = 0
     last_seen = 0
+    if since is not None:
+        seq, digest = since
+        found = session.scalar(select(AuditEvent.chain_hash).where(AuditEvent.seq == seq))
+        if found is None or found != digest:
+            return ChainReport(False, 0, seq, f"event {seq} no longer matches the checkpoint it was asked to start "
+                                              "from", head.last_seq, head.last_hash)
+        previous, expected_seq, last_seen = digest, seq + 1, seq
+    up_to = head.last_seq
+    newest: int | None = None
     while True:
-        rows = session.scalars(
-            select(AuditEvent).where(AuditEvent.seq > last_seen).order_by(AuditEvent.seq).limit(batch)
+        rows = session.execute(
+            select(*_VERIFY_COLUMNS).where(AuditEvent.seq > last_seen, AuditEvent.seq <= up_to)
+            .order_by(AuditEvent.seq).limit(batch)
         ).all()
         if not rows:
-            break
+            newest = session.scalar(select(func.max(AuditEvent.seq)))
+            session.refresh(head)
+            if head.last_seq <= up_to:
+                break
+            up_to = head.last_seq  # appended while we checked: check those too
+            continue
         for event in rows:
             if event.seq != expected_seq:
                 return ChainReport(False, checked, expected_seq, f"event {expected_seq} is missing or out of order")
@@ -176,9 +238,11 @@ def verify(session: Session, chain: AuditChain, *, batch: int = 5000,
             expected_seq += 1
             checked += 1
             last_seen = event.seq
-        session.expunge_all()
-    if checked != head.last_seq or previous != head.last_hash:
-        return ChainReport(False, checked, checked + 1, "events after the last one found were removed")
+    if expected_seq - 1 != head.last_seq or previous != head.last_hash:
+        return ChainReport(False, checked, expected_seq, "events after the last one found were removed")
+    if newest is not None and newest > head.last_seq:
+        return ChainReport(False, checked, head.last_seq + 1, f"event {head.last_seq + 1} is after the chain head: "
+                                                              "it was not written by the service")
     if checkpoint is not None:
         # Someone with write access to the database could cut the tail and point the head at the new last
         # event without any key. Only a checkpoint kept elsewhere shows that.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 from uuid import UUID
@@ -32,7 +33,7 @@ from transitions.web.security import public, rate_limited, staff
 
 bp = Blueprint("auth", __name__)
 
-ViewResult = str | BaseResponse | tuple[str, int]
+ViewResult = str | BaseResponse | tuple[str, int] | tuple[str, int, dict[str, str]]
 
 #: How long a half-finished sign-in (password accepted, code not yet typed) is kept.
 PENDING_SIGN_IN = timedelta(minutes=5)
@@ -51,12 +52,19 @@ def _locked_message(exc: AccountLockedError) -> str:
     return f"There have been too many attempts to sign in. Wait {minutes} minutes and try again."
 
 
+def _locked_headers(exc: AccountLockedError) -> dict[str, str]:
+    """Retry-After until the account's lock ends. Without it, Flask-Limiter's headers name the end of its own
+    per-IP window (at most 5 minutes), and a client that honours it comes back while still locked out."""
+    return {"Retry-After": str(max(1, math.ceil((exc.until - deps().clock.now()).total_seconds())))}
+
+
 @bp.route("/sign-in", methods=["GET", "POST"])
 @public
 @rate_limited
 def sign_in() -> ViewResult:
     form = SignInForm()
     status = 200
+    headers: dict[str, str] = {}
     if form.validate_on_submit():
         try:
             user_id = accounts.check_password(deps(), form.email.data or "", form.password.data or "", actor())
@@ -65,7 +73,7 @@ def sign_in() -> ViewResult:
             status = 200
         except AccountLockedError as exc:
             form.password.errors = [_locked_message(exc)]
-            status = 429
+            status, headers = 429, _locked_headers(exc)
         else:
             srv = server_session()
             srv["pending_user_id"] = str(user_id)
@@ -74,7 +82,7 @@ def sign_in() -> ViewResult:
             return redirect(url_for("auth.code"))
     elif request.method == "POST":
         status = 200
-    return render_template("auth/sign_in.html", form=form), status
+    return render_template("auth/sign_in.html", form=form), status, headers
 
 
 def _pending_user() -> UUID | None:
@@ -98,6 +106,7 @@ def code() -> ViewResult:
         return redirect(url_for("auth.sign_in"))
     form = CodeForm()
     status = 200
+    headers: dict[str, str] = {}
     if form.validate_on_submit():
         try:
             user = accounts.check_code(deps(), user_id, form.code.data or "", actor())
@@ -105,7 +114,7 @@ def code() -> ViewResult:
             form.code.errors = ["The code is not correct or has already been used. Wait for a new code"]
         except AccountLockedError as exc:
             form.code.errors = [_locked_message(exc)]
-            status = 429
+            status, headers = 429, _locked_headers(exc)
         except InvalidCredentialsError:
             return redirect(url_for("auth.sign_in"))
         else:
@@ -113,7 +122,7 @@ def code() -> ViewResult:
             target = _safe_next(srv.get("next"))
             srv.start_staff_session(user.id, deps().clock.now())
             return redirect(target)
-    return render_template("auth/code.html", form=form), status
+    return render_template("auth/code.html", form=form), status, headers
 
 
 @bp.route("/sign-out", methods=["POST"])

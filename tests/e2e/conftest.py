@@ -12,6 +12,7 @@ import datetime as dt
 import ipaddress
 import json
 import os
+import re
 import signal
 import socket
 import ssl
@@ -156,7 +157,7 @@ def live_server(tmp_path: Path, database_url: str, smtp_server: SmtpSink) -> Ite
     with (tmp_path / "gunicorn.stdout").open("wb") as out, server.stderr_path.open("wb") as err:
         server.process = subprocess.Popen(
             [str(VENV_BIN / "gunicorn"), "-w", "1", "-b", f"127.0.0.1:{port}", "--certfile", str(cert),
-             "--keyfile", str(key), "--graceful-timeout", "5", "transitions:create_app()"],
+             "--keyfile", str(key), "--graceful-timeout", "5", "--access-logfile", "-", "transitions:create_app()"],
             env=env, cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
     try:
         deadline = time.monotonic() + 20
@@ -181,6 +182,21 @@ def live_server(tmp_path: Path, database_url: str, smtp_server: SmtpSink) -> Ite
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=10)
+    assert_no_credential_in_logs(smtp_server, tmp_path / "gunicorn.stdout", server.stderr_path)
+
+
+#: What an email can carry that is a credential: a recipient's link token or an account set-up token.
+EMAILED_TOKEN = re.compile(r"/(?:r|setup)/([A-Za-z0-9_\-]{32,})")
+
+
+def assert_no_credential_in_logs(smtp: SmtpSink, *logs: Path) -> None:
+    """R29, R70 and attack #59: every journey's server logs (gunicorn's access log included) hold none of the link
+    and set-up tokens that were emailed during the test; they are redacted in the access log's paths."""
+    tokens = {match for message in smtp.messages
+              for match in EMAILED_TOKEN.findall(message.get_body(("plain",)).get_content())}  # type: ignore[union-attr]
+    text = "".join(log.read_text(errors="replace") for log in logs if log.exists())
+    leaked = sorted(token[:6] + "…" for token in tokens if token in text)
+    assert not leaked, f"emailed tokens found in the server's logs: {leaked}"
 
 
 # ---- browser -----------------------------------------------------------------------------------------------

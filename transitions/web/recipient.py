@@ -105,8 +105,10 @@ def limited(exc: receipt.RecipientLimitError) -> BaseResponse:
 
 @bp.route("/r/<token>", methods=["GET", "HEAD"])
 @public
+@rate_limited
 def landing(token: str) -> str:
-    """Who sent it, for whom, until when, and a button. No child's name or detail, nothing consumed."""
+    """Who sent it, for whom, until when, and a button. No child's name or detail, nothing consumed. Its GETs
+    share the generous per-IP page limit, so one address cannot probe invented links without end (attack #6)."""
     page = receipt.landing(deps(), token, _actor())
     return render_template("recipient/landing.html", page=page, token=token, form=SendCodeForm())
 

@@ -25,10 +25,28 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
     configure_flask(app, settings)
     deps = register_services(app, settings, clock or SystemClock())
     refuse_demo_accounts_in_production(deps)
+    refuse_wrong_keys(deps)
     install_log_redaction()
     if web:
         install_web(app, settings)
+        hold_sqlite_lock_under_gunicorn(app, settings)
     return app
+
+
+def hold_sqlite_lock_under_gunicorn(app: Flask, settings: Settings) -> None:
+    """A gunicorn worker serving a SQLite file shares its master's lock, or refuses to boot if another instance
+    holds it (R73; the rule is in transitions.instance). `cla-transitions run` takes it in the CLI."""
+    import os
+
+    if not os.environ.get("SERVER_SOFTWARE", "").startswith("gunicorn/"):
+        return
+    from transitions.instance import InstanceLockedError, hold_server_lock, serving_instance_id
+
+    try:
+        hold_server_lock(settings.database_url, serving_instance_id())
+    except InstanceLockedError as exc:
+        app.logger.error("refusing to start: %s", exc)
+        raise
 
 
 def install_web(app: Flask, settings: Settings) -> None:
@@ -90,6 +108,18 @@ def refuse_demo_accounts_in_production(deps: ServiceDeps) -> None:
         raise SettingsError("Refusing to start: the database holds demo accounts. They are for development only.")
 
 
+def refuse_wrong_keys(deps: ServiceDeps) -> None:
+    """R46, attack #54: a key id configured with other bytes than the database was encrypted with stops the start
+    here, not at the first read. A database that cannot be reached yet does not stop it."""
+    from transitions.services import key_check
+
+    try:
+        key_check.check_at_start(deps)
+    except key_check.KeyMismatchError:
+        deps.db.dispose()
+        raise
+
+
 def install_log_redaction() -> None:
     from transitions.web.logging import install_log_redaction as install
 
@@ -97,11 +127,11 @@ def install_log_redaction() -> None:
 
 
 def install_templates(app: Flask, settings: Settings) -> None:
-    from flask import Blueprint, g
+    from flask import Blueprint, g, has_request_context, request
     from govuk_frontend_wtf.main import WTFormsHelpers
     from jinja2 import ChoiceLoader, FileSystemLoader, PackageLoader, PrefixLoader
 
-    from transitions.web.templating import GovukUndefined
+    from transitions.web.templating import GovukUndefined, ImportCachingTemplate, register_text_filters
     from transitions.web.timefmt import register_time_filters
 
     app.jinja_loader = ChoiceLoader([
@@ -112,7 +142,9 @@ def install_templates(app: Flask, settings: Settings) -> None:
         }),
     ])
     app.jinja_env.undefined = GovukUndefined
+    app.jinja_env.template_class = ImportCachingTemplate
     register_time_filters(app)
+    register_text_filters(app)
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
     WTFormsHelpers(app)
@@ -122,9 +154,17 @@ def install_templates(app: Flask, settings: Settings) -> None:
 
     @app.context_processor
     def page_context() -> dict[str, object]:
+        """Runs for every template a request renders, and the GOV.UK WTForms widgets render one per field: the
+        navigation (a url_for per item) is built once per request and person, not once per field."""
         user = g.get("staff")
-        return {"council_name": settings.app.council_name, "service_name": settings.app.service_name,
-                "current_staff": user, "nav_items": navigation(user), "is_development": settings.is_development}
+        req = request._get_current_object() if has_request_context() else None  # type: ignore[attr-defined]
+        built = g.get("_page_context")
+        if req is not None and built is not None and built[0] is req and built[1] is user:
+            return built[2]  # type: ignore[no-any-return]
+        context = {"council_name": settings.app.council_name, "service_name": settings.app.service_name,
+                   "current_staff": user, "nav_items": navigation(user), "is_development": settings.is_development}
+        g._page_context = (req, user, context)
+        return context
 
 
 def navigation(user: StaffView | None) -> list[dict[str, object]]:
@@ -152,7 +192,6 @@ def navigation(user: StaffView | None) -> list[dict[str, object]]:
 def install_sessions(app: Flask) -> None:
     from flask import g
 
-    from transitions.services import accounts
     from transitions.web.sessions import ServerSessionInterface
 
     app.session_interface = ServerSessionInterface()
@@ -164,7 +203,7 @@ def install_sessions(app: Flask) -> None:
         srv = server_session()
         g.staff = None
         if srv.user_id is not None:
-            g.staff = accounts.active_user(deps(), srv.user_id)
+            g.staff = srv.signed_in_staff(deps())  # read with the session, in its SELECT
             if g.staff is None:  # disabled since the session began
                 srv.end()
 

@@ -1,11 +1,12 @@
 """The `cla-transitions` command: a Flask CLI group with the app preset.
 
 Commands for operators and cron: run, db (migrations), create-admin, demo, tick, audit-verify,
-rotate-keys and generate-keys.
+rotate-keys, after-restore and generate-keys.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -18,12 +19,13 @@ from transitions.services.deps import ServiceDeps
 
 #: Commands that serve no page: they get an app without the web layer, which starts faster (bench/b_startup).
 NO_WEB = frozenset({"create-admin", "demo", "seed-reference", "tick", "audit-verify", "rotate-keys", "generate-keys",
-                    "db"})
+                    "db", "after-restore", "check-keys"})
 
 
 class _Build:
     web = True
     migrations = False
+    serves = False
 
 
 def _app() -> Flask:
@@ -40,7 +42,26 @@ def _app() -> Flask:
         from transitions.migrations_support import install_migrations
 
         install_migrations(app)
+    if _Build.serves:
+        _hold_server_lock(app)
     return app
+
+
+def _hold_server_lock(app: Flask) -> None:
+    """`run` on a SQLite file: refuse if another instance serves it (R73). The reloader's child is served by the
+    process that holds the lock already."""
+    from werkzeug.serving import is_running_from_reloader
+
+    from transitions.instance import InstanceLockedError, hold_server_lock, serving_instance_id
+
+    if is_running_from_reloader():
+        return
+    try:
+        hold_server_lock(app.extensions["transitions"].settings.database_url, serving_instance_id())
+    except InstanceLockedError as exc:
+        app.logger.error("refusing to start: %s", exc)
+        click.echo(f"CLA Transitions cannot start: {exc}", err=True)
+        sys.exit(1)
 
 
 class TransitionsGroup(FlaskGroup):
@@ -48,6 +69,7 @@ class TransitionsGroup(FlaskGroup):
 
     def get_command(self, ctx: click.Context, name: str) -> Any:
         _Build.web = name not in NO_WEB
+        _Build.serves = name == "run"
         if name == "db":
             from flask_migrate.cli import db
 
@@ -122,9 +144,20 @@ def seed_reference() -> None:
 @with_appcontext
 def run_tick() -> None:
     """Run all periodic work once (outbox delivery, expiry, purges). Safe to repeat."""
+    from transitions.instance import InstanceLockedError, hold_tick_lock
     from transitions.services import tick
 
-    report = tick.run(_deps())
+    try:
+        lock = hold_tick_lock(_deps().settings.database_url)  # SQLite: never two ticks at once (R73)
+    except InstanceLockedError as exc:
+        current_app.logger.error("tick not run: %s", exc)
+        click.echo(f"Tick not run: {exc}", err=True)
+        sys.exit(1)
+    try:
+        report = tick.run(_deps())
+    finally:
+        if lock is not None:
+            os.close(lock)
     for line in report.lines():
         click.echo(line, err=line.startswith("FAILED"))
     if report.failed_jobs:
@@ -134,23 +167,27 @@ def run_tick() -> None:
 @main.command("audit-verify")
 @click.option("--checkpoint", metavar="SEQ:HASH", help="A checkpoint printed by an earlier run and kept outside "
               "the database; proves no event up to it was removed since.")
+@click.option("--since", metavar="SEQ:HASH", help="Check only the events after this checkpoint (printed by an "
+              "earlier run): the quick hourly check; run the full check too, say weekly.")
 @with_appcontext
-def audit_verify(checkpoint: str | None) -> None:
+def audit_verify(checkpoint: str | None, since: str | None) -> None:
     """Check the audit trail's HMAC chain; exit 1 and name the first broken event if it was tampered with."""
     from transitions.services import audit
 
     deps = _deps()
     try:
         expected = audit.parse_checkpoint(checkpoint) if checkpoint else None
+        start = audit.parse_checkpoint(since) if since else None
     except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--checkpoint") from None
-    with deps.db.transaction() as session:
-        report = audit.verify(session, deps.audit_chain, checkpoint=expected)
+        raise click.BadParameter(str(exc), param_hint="--checkpoint/--since") from None
+    with deps.db.reading() as session:  # SQLite: a snapshot, so minutes of checking never block the service
+        report = audit.verify(session, deps.audit_chain, checkpoint=expected, since=start)
     from transitions.services import audit_views
 
     audit_views.record_check(deps, Actor.system("audit-verify"), report)  # shown to administrators
     if report.ok:
-        click.echo(f"Audit chain intact: {report.checked} events verified.")
+        after = f" after event {start[0]}" if start else ""
+        click.echo(f"Audit chain intact: {report.checked} events verified{after}.")
         click.echo(f"Checkpoint (keep it outside the database): {report.checkpoint}")
         return
     click.echo(f"AUDIT CHAIN BROKEN at event {report.first_broken_seq}: {report.problem} "
@@ -159,12 +196,16 @@ def audit_verify(checkpoint: str | None) -> None:
 
 
 @main.command("rotate-keys")
+@click.option("--batch-size", default=500, show_default=True, type=click.IntRange(1, 10_000),
+              help="Rows re-encrypted per transaction: smaller holds each row lock for less time.")
 @with_appcontext
-def rotate_keys() -> None:
-    """Re-encrypt every field and re-wrap every blob key under the active (first) key in TRANSITIONS_KEYRING."""
+def rotate_keys(batch_size: int) -> None:
+    """Re-encrypt every field and re-wrap every blob key under the active (first) key in TRANSITIONS_KEYRING.
+
+    Safe while the app serves and safe to stop: run it again until it reports no value under an older key."""
     from transitions.services import keys
 
-    report = keys.rotate(_deps(), Actor.system("rotate-keys"))
+    report = keys.rotate(_deps(), Actor.system("rotate-keys"), batch_size=batch_size)
     click.echo(f"Active key {report.active_key}: {report.fields_reencrypted} field(s) re-encrypted, "
                f"{report.blobs_rewrapped} blob key(s) re-wrapped.")
     for key_id, count in sorted(report.remaining_by_key.items()):
@@ -173,6 +214,38 @@ def rotate_keys() -> None:
     if stale:
         click.echo("Some values are still under older keys; run rotate-keys again.", err=True)
         sys.exit(1)
+
+
+@main.command("after-restore")
+@click.option("--note", default="restore", show_default=True, metavar="TEXT",
+              help="Why, for the record (which backup, which incident). No personal data.")
+@with_appcontext
+def after_restore(note: str) -> None:
+    """Run on a database restored from a backup, before starting the app: every recipient link and session of
+    the restored database stops working (a revocation made after the backup would otherwise be undone)."""
+    from transitions.services import receipt
+
+    report = receipt.withdraw_links_after_restore(_deps(), note, Actor.system("after-restore"))
+    click.echo(f"Restore epoch is now {report.epoch}: every earlier recipient link is refused.")
+    click.echo(f"{report.links_withdrawn} link(s) withdrawn: their boards say to send them again. "
+               f"{report.sessions_ended} recipient session(s) ended, {report.codes_voided} code(s) voided.")
+    click.echo("Changes made after the backup was taken are lost: ask the teams to check who should get a link "
+               "again, and who should not, before they send them.")
+
+
+@main.command("check-keys")
+@with_appcontext
+def check_keys() -> None:
+    """Check every configured key against the fingerprint recorded when its id was first seen (R46); record new
+    key ids. Exit 1, naming the key id only, if one differs. Run it after `db upgrade` and after adding a key."""
+    from transitions.services import key_check
+
+    try:
+        report = key_check.check_keys(_deps())
+    except key_check.KeyMismatchError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    click.echo(f"Keys match: {report.checked} checked, {report.recorded} recorded for the first time.")
 
 
 @click.command("generate-keys")

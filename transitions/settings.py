@@ -125,6 +125,9 @@ class PackSettings:
     fetch_log_per_hour: int
     #: How recipients reach the sender (shown on the link page, the 410 page and in every pack).
     sender_contact: str
+    #: A pack's PDF and snapshot are purged this many days after it was confirmed, revoked or its link
+    #: expired (R79); the pack row stays as a record of what was sent.
+    blob_retention_days: int
 
 
 @dataclass(frozen=True)
@@ -135,6 +138,19 @@ class Secrets:
     keyring: str = field(repr=False)
     blind_index_key: bytes = field(repr=False)
     audit_key: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class OperationsSettings:
+    """Operations alerts (R37, R80) and the per-user send limit (R71, attack #65)."""
+
+    #: The oldest email still queued or retrying this many minutes raises an alert.
+    outbox_alert_minutes: int = 15
+    #: One alert line per kind at most this often.
+    alert_repeat_minutes: int = 60
+    #: "Send the packs" (and re-send) is refused beyond this many packs by one user within the window.
+    pack_sends_per_user: int = 20
+    pack_send_window_minutes: int = 10
 
 
 @dataclass(frozen=True)
@@ -156,6 +172,7 @@ class Settings:
     generated_dev_secrets: bool = False
     #: The checklist definitions (sections, code lists). A partnership may point this at its own reviewed copy.
     forms_dir: Path = FORMS_DIR
+    operations: OperationsSettings = OperationsSettings()
 
     @property
     def is_development(self) -> bool:
@@ -282,6 +299,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                         blind_index_key=blind_key, audit_key=audit_key),
         generated_dev_secrets=generated,
         forms_dir=Path(env_vars["TRANSITIONS_FORMS_DIR"]) if env_vars.get("TRANSITIONS_FORMS_DIR") else FORMS_DIR,
+        operations=OperationsSettings(**data.get("operations", {})),
     )
     check_safe(settings)
     if env == "development":
@@ -318,6 +336,8 @@ def check_safe(settings: Settings) -> None:
         problems.append("the recipient session cookie name must start with __Host-")
     if not 1 <= packs.link_expiry_days <= 14:
         problems.append("recipient links may last 1 to 14 days")
+    if not 1 <= packs.blob_retention_days <= 90:
+        problems.append("pack files must be purged 1 to 90 days after the pack is finished with")
     if packs.session_idle_minutes > 15 or packs.session_absolute_minutes > 60 or packs.code_minutes > 10:
         problems.append("recipient sessions may last at most 15 minutes idle and 60 in all; codes 10 minutes")
     if settings.mail.transport != "smtp" and settings.env == "production":

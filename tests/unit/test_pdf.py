@@ -57,6 +57,7 @@ from transitions.pdf import (
 )
 from transitions.pdf import encrypt as encrypt_module
 from transitions.pdf import render as render_module
+from transitions.pdf.render import HANDLING_INSTRUCTION
 
 pytestmark = pytest.mark.security
 
@@ -149,8 +150,14 @@ def body(texts: list[str], doc: PackDocument) -> str:
     reads on as it does on paper."""
     furniture = {doc.marking, doc.reference, f"Prepared for {doc.prepared_for} on {doc.prepared_on}"}
     lines = [line for text in texts for line in text.splitlines()
-             if line.strip() not in furniture and not re.fullmatch(r"Page \d+ of \d+", line.strip())]
+             if line.strip() not in furniture and not re.fullmatch(r"Page \d+ of \d+", line.strip())
+             and not handling_footer(line)]
     return "\n".join(lines)
+
+
+def handling_footer(line: str) -> bool:
+    """One of the two handling lines every page carries at its foot (R86)."""
+    return line.strip().startswith((HANDLING_INSTRUCTION, "Sender: "))
 
 
 def squash(text: str) -> str:
@@ -409,6 +416,7 @@ def test_missing_section_is_printable_on_its_own(fonts: PackFonts) -> None:
     furniture = ("OFFICIAL-SENSITIVE", "HP-7K3D9Q-v2", "Prepared for Ward 7, Cumberland Infirmary on 25 November 2026")
     for text in furniture:
         before_title = before_title.replace(text, "")
+    before_title = "\n".join(line for line in before_title.splitlines() if not handling_footer(line))
     assert before_title.strip() == ""  # the section starts the page
     body = page[page.index(MISSING_TITLE):]
     assert body.index("Jade") < body.index("Description")  # name, date of birth and photo at its top

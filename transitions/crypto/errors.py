@@ -12,6 +12,10 @@ __all__ = ["CryptoError", "DecryptionError", "KeyringError", "UnknownKeyError"]
 class CryptoError(Exception):
     """Base class for every error raised by ``transitions.crypto``."""
 
+    #: The (table, row id) whose field failed, set by the model layer so the failure can be audited (R47);
+    #: never a value.
+    location: tuple[str, str] | None = None
+
 
 class KeyringError(CryptoError):
     """The key configuration is missing or malformed; the app must refuse to start (fail closed)."""

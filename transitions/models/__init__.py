@@ -15,6 +15,7 @@ from transitions.models.children import (
 )
 from transitions.models.database import Database
 from transitions.models.follow_up import ESCALATION_LEVELS, SLOTS, Escalation, EscalationStatus, FollowUpSlot
+from transitions.models.key_check import KeyCheck
 from transitions.models.missing import MISSING_CODE_LABELS, MissingEpisode, MissingReportEntry
 from transitions.models.outbox import OutboxMessage, OutboxStatus, StoredBlob
 from transitions.models.packs import InformationRequest, Pack, PackCode, PackEvent, RecipientSession
@@ -63,6 +64,7 @@ __all__ = [
     "EscalationStatus",
     "FollowUpSlot",
     "InformationRequest",
+    "KeyCheck",
     "MissingEpisode",
     "MissingReportEntry",
     "Organisation",

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, object_session
 from sqlalchemy.types import TypeDecorator
 
-from transitions.crypto import BlindIndex, FieldCipher
+from transitions.crypto import BlindIndex, CryptoError, FieldCipher
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -114,7 +114,12 @@ class EncryptedText:
         session = object_session(obj)
         if session is None:
             raise CipherMissingError(f"{type(obj).__name__}.{self.name} read outside a session")
-        plain = _cipher(session).decrypt(blob, table=self.table(obj), column=self.column, row_id=_row_id(obj))
+        table, row_id = self.table(obj), _row_id(obj)
+        try:
+            plain = _cipher(session).decrypt(blob, table=table, column=self.column, row_id=row_id)
+        except CryptoError as exc:
+            exc.location = (table, row_id)  # which record, for the audit event (R47); no value
+            raise
         state.setdefault("_plain_cache", {})[self.name] = (blob, plain)
         return plain
 

@@ -78,6 +78,9 @@ PAGE_WIDTH, PAGE_HEIGHT = A4
 MARGIN_X: Final = 18 * mm
 MARGIN_TOP: Final = 25 * mm
 MARGIN_BOTTOM: Final = 20 * mm
+#: The handling instruction in every page's footer (R86), with the version and the date it was generated.
+HANDLING_INSTRUCTION: Final = ("Do not copy or forward. Keep only while needed for the child's care, "
+                               "then destroy securely.")
 PHOTO_MAX_WIDTH: Final = 60 * mm
 PHOTO_MAX_HEIGHT: Final = 80 * mm
 
@@ -500,12 +503,16 @@ def _fit(text: str, font: str, size: float, width: float) -> str:
 
 
 def page_furniture(doc: PackDocument, fonts: PackFonts) -> Callable[[Canvas, BaseDocTemplate], None]:
-    """The onPage function: marking, "Prepared for … on …" and reference at the top; marking and reference at
-    the bottom. "Page N of M" is added by :func:`pack_canvas` once the page count is known."""
+    """The onPage function: marking, "Prepared for … on …" and reference at the top; at the bottom the handling
+    footer (R86: how to keep and destroy the pack, version and generation date, the sender's contact), then
+    marking and reference. "Page N of M" is added by :func:`pack_canvas` once the page count is known."""
     marking = _plain(doc.marking)
     reference = _plain(doc.reference)
     prepared = _plain(f"Prepared for {doc.prepared_for} on {doc.prepared_on}")
     left, right = MARGIN_X, PAGE_WIDTH - MARGIN_X
+    handling = _fit(_plain(f"{HANDLING_INSTRUCTION} Version {doc.version}, generated {doc.prepared_on}."),
+                    fonts.regular, 7, right - left)
+    contact = _fit(_plain(f"Sender: {doc.sender_contact or doc.sending_authority}"), fonts.regular, 7, right - left)
 
     def draw(canv: Canvas, _template: BaseDocTemplate) -> None:
         canv.saveState()
@@ -521,6 +528,9 @@ def page_furniture(doc: PackDocument, fonts: PackFonts) -> Callable[[Canvas, Bas
         canv.setLineWidth(0.5)
         canv.line(left, PAGE_HEIGHT - 18.5 * mm, right, PAGE_HEIGHT - 18.5 * mm)
         canv.line(left, 14 * mm, right, 14 * mm)
+        canv.setFont(fonts.regular, 7)
+        canv.drawCentredString(PAGE_WIDTH / 2, 17.6 * mm, handling)
+        canv.drawCentredString(PAGE_WIDTH / 2, 15.0 * mm, contact)
         canv.setFont(fonts.bold, 10)
         canv.drawCentredString(PAGE_WIDTH / 2, 8 * mm, marking)
         canv.setFont(fonts.regular, 8.5)

@@ -90,6 +90,8 @@ ACTION_LABELS = {
     "crisis.flagged": "Crisis flag raised",
     "crisis.acknowledged": "Acknowledged a crisis flag",
     "pack.issued": "Sent a pack",
+    "pack.send_refused_limit": "Was stopped by the pack send limit",
+    "ops.alert_raised": "Operations alert raised",
     "pack.revoked": "Revoked a pack's link",
     "pack.access_log_viewed": "Read a recipient's access log",
     "pack.recipient_verified": "Recipient verified",

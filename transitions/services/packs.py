@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from transitions.clock import UK
@@ -50,7 +50,7 @@ from transitions.pdf import (
     RestrictedPersonLine,
 )
 from transitions.pdf.document import to_json
-from transitions.services import audit, outbox, storage
+from transitions.services import audit, outbox, send_limit, storage
 from transitions.services.accounts import StaffView
 from transitions.services.audit import Actor
 from transitions.services.children import current_versions, open_child, restricted_people
@@ -67,6 +67,7 @@ REVOKED_LABELS = {
     "placement_ended": "Revoked: the placement ended",
     "cancelled": "Revoked: the move was cancelled",
     "force_changed": "Revoked: the missing episode was passed to another police force",
+    "restore": "Link withdrawn after a restore of the database: send it again",
 }
 #: What a pack calls the child when the recipient type gets no name (ID not shared).
 NAME_NOT_SHARED = "The child (name not shared)"
@@ -297,13 +298,16 @@ def _attachment_bytes(deps: ServiceDeps, session: Session, child_id: uuid.UUID, 
         return {}
     attachments = {a.id: a for a in session.scalars(select(Attachment).where(Attachment.id.in_(ids),
                                                                               Attachment.child_id == child_id))}
-    blobs = {b.id: b for b in session.scalars(select(StoredBlob).where(
-        StoredBlob.id.in_([a.blob_id for a in attachments.values()])))} if attachments else {}
     found = {}
     for attachment_id, attachment in attachments.items():
-        blob = blobs.get(attachment.blob_id)
-        if blob is not None:
-            found[attachment_id] = deps.blob_cipher.decrypt(blob.ciphertext, context=blob.context)
+        # One ciphertext at a time, read as a column and never loaded into the session: a StoredBlob entity
+        # would keep every document's ciphertext in memory beside its plaintext until the transaction ends.
+        row = session.execute(select(StoredBlob.id, StoredBlob.purpose, StoredBlob.ciphertext).where(
+            StoredBlob.id == attachment.blob_id)).first()
+        if row is not None:
+            context = StoredBlob(id=row.id, purpose=row.purpose).context
+            found[attachment_id] = deps.blob_cipher.decrypt(row.ciphertext, context=context)
+            del row
     return found
 
 
@@ -403,8 +407,12 @@ def issue_built(deps: ServiceDeps, session: Session, child: Child, built: Built,
             f"The pack for {organisation.name} would be longer than {deps.settings.packs.max_pages} pages. "
             "Shorten the longest answers in the child's record (summarise, and attach documents instead), then "
             "send again.") from None
+    # The attached documents are in the PDF now: let them go before the PDF is encrypted and written, so the
+    # worker never holds the documents, the PDF, its ciphertext and the driver's copy of it all at once.
+    document = replace(document, appendices=())
     token = new_token()
     pdf_blob = storage.store_blob(deps, session, "pack-pdf", "application/pdf", pdf)
+    del pdf
     snapshot_blob = storage.store_blob(deps, session, "pack-snapshot", "application/json", to_json(document))
     session.flush()
     pack = Pack(id=uuid.uuid4(), child_id=child.id, transition_id=transition_id, recipient_id=recipient_id,
@@ -452,6 +460,7 @@ def send_due(deps: ServiceDeps, session: Session, transition: Transition, user: 
         TransitionRecipient.transition_id == transition.id, TransitionRecipient.removed_at.is_(None))
         .order_by(TransitionRecipient.created_at, TransitionRecipient.id)))
     types = deps.definitions.recipient_types
+    recent = send_limit.sent_recently(deps, session, user)  # R71: one user's burst of sends is refused
     for recipient in recipients:
         latest = session.scalars(select(Pack).where(Pack.recipient_id == recipient.id)
                                  .order_by(Pack.version.desc())).first()
@@ -468,15 +477,18 @@ def send_due(deps: ServiceDeps, session: Session, transition: Transition, user: 
         try:
             issue(deps, session, transition, recipient, user, actor, versions=versions)
             sent += 1
+            send_limit.check(deps, recent, sent, user, actor, transition.id)
         except NoMailboxError:
             skipped.append(types[recipient.recipient_type].title)
     return SendReport(sent=sent, not_sent=tuple(skipped))
 
 
 def needs_first_or_renewed_link(latest: Pack | None, now: datetime) -> bool:
-    """Sent nothing yet, or the link ran out. A revoked link is never sent again by itself: revoked by staff
-    (the wrong home?), by a later move or by the end of the placement, it stays revoked."""
-    return latest is None or (latest.revoked_at is None and latest.expires_at <= now)
+    """Sent nothing yet, the link ran out, or it was withdrawn when a backup was restored (R77). A revoked link
+    is never sent again by itself: revoked by staff (the wrong home?), by a later move or by the end of the
+    placement, it stays revoked."""
+    return latest is None or latest.revoked_cause == "restore" or (latest.revoked_at is None
+                                                                     and latest.expires_at <= now)
 
 
 def _transition_for_change(deps: ServiceDeps, session: Session, transition_id: uuid.UUID, user: StaffView,
@@ -492,6 +504,7 @@ def _transition_for_change(deps: ServiceDeps, session: Session, transition_id: u
     return transition
 
 
+@send_limit.audited
 def send_remaining(deps: ServiceDeps, transition_id: uuid.UUID, user: StaffView, actor: Actor, *,
                    only_stale: bool = False) -> SendReport:
     with deps.db.transaction() as session:
@@ -599,6 +612,8 @@ class PackState:
     confirmed_role: str
     information_requests: int
     now: datetime
+    #: Set once the pack's files were deleted under the retention rule (R79): the board says so.
+    purged_note: str = ""
 
     @property
     def live(self) -> bool:
@@ -685,6 +700,7 @@ def board(deps: ServiceDeps, session: Session, transition: Transition, child: Ch
         .order_by(TransitionRecipient.created_at, TransitionRecipient.id))
         if r.removed_at is None or r.id in with_packs]  # a removed recipient's links stay on the record
     pack_ids = [p.id for p in packs]
+    purged = purged_packs(session, pack_ids)
     events: dict[uuid.UUID, dict[str, datetime]] = {}
     requests: dict[uuid.UUID, int] = {}
     if pack_ids:
@@ -712,7 +728,8 @@ def board(deps: ServiceDeps, session: Session, transition: Transition, child: Ch
             events=events.get(p.id, {}), revoked_at=p.revoked_at,
             revoked_label=REVOKED_LABELS.get(p.revoked_cause or "", "Revoked"), revoked_reason=p.revoked_reason or "",
             confirmed_at=p.confirmed_at, confirmed_name=p.confirmed_name or "", confirmed_role=p.confirmed_role or "",
-            information_requests=requests.get(p.id, 0), now=now) for p in mine]
+            information_requests=requests.get(p.id, 0), now=now,
+            purged_note=retention_note(deps) if p.id in purged else "") for p in mine]
         org = orgs.get(recipient.organisation_id) if recipient.organisation_id else None
         stale = False
         if mine and mine[0].revoked_at is None and org is not None:
@@ -796,3 +813,45 @@ def staff_pack_url(deps: ServiceDeps, pack: Pack) -> str:
     if pack.transition_id is not None:
         return staff_transition_url(deps, pack.transition_id)
     return deps.settings.app.public_base_url.rstrip("/") + f"/children/{pack.child_id}/missing/{pack.episode_id}"
+
+
+# ---- retention: a finished pack's files are deleted (R79) -------------------------------------------------
+
+#: Packs purged in one transaction; the next tick carries on (the purge is idempotent).
+PURGE_BATCH = 500
+
+
+def retention_note(deps: ServiceDeps) -> str:
+    return f"Pack deleted after {deps.settings.packs.blob_retention_days} days, per retention"
+
+
+def purged_packs(session: Session, pack_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    """Which of these packs had their files deleted under the retention rule."""
+    if not pack_ids:
+        return set()
+    return set(session.scalars(select(Pack.id).join(StoredBlob, StoredBlob.id == Pack.pdf_blob_id).where(
+        Pack.id.in_(pack_ids), StoredBlob.purpose == storage.PURGED)))
+
+
+def purge_finished_packs(deps: ServiceDeps) -> int:
+    """Delete the PDF and snapshot of every pack finished with ``blob_retention_days`` ago: confirmed (once its
+    link no longer works), revoked (by staff, a reissue, a later move...) or its link expired. The pack row stays
+    as the record of what was sent and to whom, its PDF password cleared; its link already refuses (it is not
+    live), so the recipient sees the usual "link no longer works" page. One audit event per run, counts only."""
+    now = deps.clock.now()
+    cutoff = now - timedelta(days=deps.settings.packs.blob_retention_days)
+    finished = ((Pack.revoked_at <= cutoff) | (Pack.expires_at <= cutoff)
+                | ((Pack.confirmed_at <= cutoff) & (Pack.revoked_at.is_not(None) | (Pack.expires_at <= now))))
+    with deps.db.transaction() as session:
+        rows = session.execute(select(Pack.id, Pack.pdf_blob_id, Pack.snapshot_blob_id)
+                               .join(StoredBlob, StoredBlob.id == Pack.pdf_blob_id)
+                               .where(finished, StoredBlob.purpose != storage.PURGED)
+                               .order_by(Pack.created_at).limit(PURGE_BATCH)).all()
+        if not rows:
+            return 0
+        blobs = storage.purge_blobs(session, [b for r in rows for b in (r.pdf_blob_id, r.snapshot_blob_id)])
+        session.execute(update(Pack).where(Pack.id.in_([r.id for r in rows])).values(password_enc=None)
+                        .execution_options(synchronize_session=False))
+        audit.record(session, deps.audit_chain, deps.clock, Actor.system("tick"), "pack.files_purged",
+                     details={"count": len(rows), "blobs": blobs})
+        return len(rows)

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from transitions.services import follow_up, outbox, receipt, sections, sessions, tasks, transitions
+from transitions.services import alerts, follow_up, outbox, packs, receipt, sections, sessions, tasks, transitions
 from transitions.services.deps import ServiceDeps
 
 log = logging.getLogger("transitions.tick")
@@ -20,6 +20,7 @@ class TickReport:
     sessions_purged: int = 0
     uploads_purged: int = 0
     recipient_purged: int = 0
+    packs_purged: int = 0
     crisis_flags: int = 0
     failed_jobs: list[str] = field(default_factory=list)
 
@@ -37,6 +38,7 @@ class TickReport:
         out.append(f"sessions: {self.sessions_purged} expired sessions removed")
         out.append(f"uploads: {self.uploads_purged} unused uploads removed")
         out.append(f"recipients: {self.recipient_purged} expired recipient sessions and codes removed")
+        out.append(f"packs: {self.packs_purged} finished packs' files deleted (retention)")
         out.append(f"crisis: {self.crisis_flags} children flagged with no onward placement")
         out += [f"FAILED: {job} (see the log)" for job in self.failed_jobs]
         return out
@@ -55,6 +57,7 @@ def run(deps: ServiceDeps, transport: outbox.Transport | None = None) -> TickRep
         ("session purge", lambda: setattr(report, "sessions_purged", sessions.purge_expired(deps))),
         ("upload purge", lambda: setattr(report, "uploads_purged", sections.purge_unused_uploads(deps))),
         ("recipient purge", lambda: setattr(report, "recipient_purged", receipt.purge_expired(deps))),
+        ("pack file purge", lambda: setattr(report, "packs_purged", packs.purge_finished_packs(deps))),
     ]
     for name, job in jobs:
         try:
@@ -64,4 +67,15 @@ def run(deps: ServiceDeps, transport: outbox.Transport | None = None) -> TickRep
             report.failed_jobs.append(name)
     if report.follow_up is not None and report.follow_up.errors:  # the others went ahead; still a failure
         report.failed_jobs.append(f"follow-up of {len(report.follow_up.errors)} pack(s)")
+    raise_alerts(deps, report)
     return report
+
+
+def raise_alerts(deps: ServiceDeps, report: TickReport) -> None:
+    """Last: the alerts see this tick's failures and the outbox as delivery left it (R37, R80)."""
+    failed_packs = len(report.follow_up.errors) if report.follow_up is not None else 0
+    try:
+        alerts.check(deps, failed_steps=len(report.failed_jobs), failed_packs=failed_packs)
+    except Exception:
+        log.exception("tick: operations alerts failed")
+        report.failed_jobs.append("operations alerts")

@@ -33,7 +33,7 @@ from transitions.models import (
     TransitionRecipient,
     TransitionStatus,
 )
-from transitions.services import audit, packs, tasks
+from transitions.services import audit, packs, send_limit, tasks
 from transitions.services.accounts import StaffView
 from transitions.services.audit import Actor
 from transitions.services.children import (
@@ -735,6 +735,7 @@ def _outstanding_approvals(session: Session, kind: TransitionKind, transition: T
             if latest.get(a.kind) not in ("approved", "notified", "consulted")]
 
 
+@send_limit.audited  # "sent" sends every due pack: a refusal by the send limit is audited (R71)
 def change_status(deps: ServiceDeps, transition_id: uuid.UUID, action: str, reason: str, base_version: int | None,
                   user: StaffView, actor: Actor) -> str:
     """draft → ready → (approved) → sent; cancel with a reason. Invalid steps are refused with a clear message."""
@@ -821,13 +822,14 @@ class ChildTransitions:
 def for_child(deps: ServiceDeps, child_id: uuid.UUID, user: StaffView, actor: Actor) -> ChildTransitions:
     with deps.db.transaction() as session:
         open_child(deps, session, child_id, user, actor, action=None)
-        rows = list(session.scalars(select(Transition).where(Transition.child_id == child_id)
-                                    .order_by(Transition.starts_at.desc()).limit(50)))
-        names = _names(session, {r.destination_id for r in rows})
+        rows = session.execute(select(Transition, Organisation.name)
+                               .outerjoin(Organisation, Organisation.id == Transition.destination_id)
+                               .where(Transition.child_id == child_id)
+                               .order_by(Transition.starts_at.desc()).limit(50)).all()
         summaries = [TransitionSummary(id=r.id, kind_title=deps.definitions.kinds[r.kind].title
                                        if r.kind in deps.definitions.kinds else r.kind, status=r.status,
                                        urgency=r.urgency, starts_at=r.starts_at,
-                                       destination=names.get(r.destination_id, "")) for r in rows]
+                                       destination=destination or "") for r, destination in rows]
         flags = [CrisisRow(id=f.id, child_id=f.child_id, reason=f.reason, count=f.count, raised_at=f.raised_at,
                            task_due=None) for f in child_flags(session, child_id)]
         return ChildTransitions(transitions=summaries, flags=flags)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, g, redirect, render_template, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
-from transitions.services import accounts
+from transitions.services import accounts, alerts
 from transitions.services.errors import EmailInUseError, ForbiddenActionError, NotFoundError
 from transitions.services.roles import Role
 from transitions.web.context import actor, deps
@@ -44,7 +44,8 @@ def _user_or_404(user_id: UUID) -> accounts.StaffView:
 @bp.get("/users")
 @staff(Role.ADMIN)
 def users() -> str:
-    return render_template("admin/users.html", users=accounts.list_users(deps()))
+    return render_template("admin/users.html", users=accounts.list_users(deps()),
+                           ops_alerts=alerts.for_administrators(deps(), g.staff))
 
 
 @bp.route("/users/invite", methods=["GET", "POST"])

@@ -16,13 +16,14 @@ def index() -> str | BaseResponse:
     user = g.get("staff")
     if user is None:
         return redirect(url_for("auth.sign_in"))
-    from transitions.services import follow_up, tasks
+    from transitions.services import alerts, follow_up, tasks
     from transitions.web.context import actor, deps
 
     open_escalations, acknowledged = follow_up.dashboard(deps(), user, actor())
     work = tasks.my_work(deps(), user, actor(), counting=True)
     return render_template("home/index.html", open_escalations=open_escalations, acknowledged=acknowledged,
-                           tasks_due=len(work), tasks_overdue=sum(1 for t in work if t.overdue))
+                           tasks_due=len(work), tasks_overdue=sum(1 for t in work if t.overdue),
+                           ops_alerts=alerts.for_administrators(deps(), user))
 
 
 @bp.get("/home")

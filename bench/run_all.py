@@ -28,8 +28,12 @@ sys.path.insert(0, str(REPO / "bench"))
 import b_blob_crypto  # noqa: E402
 import b_child_page  # noqa: E402
 import b_follow_up  # noqa: E402
+import b_http  # noqa: E402
+import b_load  # noqa: E402
 import b_login  # noqa: E402
 import b_pack_build  # noqa: E402
+import b_pack_memory  # noqa: E402
+import b_pages  # noqa: E402
 import b_pdf_render  # noqa: E402
 import b_startup  # noqa: E402
 
@@ -55,6 +59,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="n=5 pairs after 1 warm-up")
     parser.add_argument("--check", action="store_true", help="exit 1 if any ratio is past its alarm level")
+    parser.add_argument("--http", action="store_true", help="also b_http.py: gunicorn + wrk, about 5 minutes")
+    parser.add_argument("--load", action="store_true",
+                        help="also b_load.py on SQLite: recipients and staff at once for 60 s (30 s with --quick)")
+    parser.add_argument("--national", metavar="ENV_SH|SQLITE|URL",
+                        help="also sign-in, audit-verify and pack build against a bench/national.py database")
     args = parser.parse_args()
     n, warmup = (5, 1) if args.quick else (15, 2)
     logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -87,11 +96,41 @@ def main() -> int:
     followed = b_follow_up.run(n=n, warmup=warmup)
     print(b_follow_up.report(followed), flush=True)
     results["follow_up"] = followed["follow_up"]
+    print(f"\nstaff pages ÷ reference pages, demo scale (n={n}, warm-up {warmup}) ...", flush=True)
+    pages = b_pages.run(n=n, warmup=warmup)
+    print(b_pages.report(pages), flush=True)
+    results.update({f"pages {key}": value for key, value in pages.items()})
     sizes = "/".join(f"{s} MiB" for s in b_blob_crypto.SIZES_MIB)
     print(f"\nblob encryption, {sizes} (n={n}, warm-up {warmup}; memory: one fresh process per figure) ...", flush=True)
     blobs = b_blob_crypto.run(n=n, warmup=warmup)
     print(b_blob_crypto.report(blobs), flush=True)
     results.update(blobs)
+    print("\npack issue with 20 MB of documents, peak memory (one fresh process per method) ...", flush=True)
+    results["pack_memory"] = b_pack_memory.run()
+    print(b_pack_memory.report(results["pack_memory"]), flush=True)
+    if args.http:
+        runs = 3 if args.quick else 5
+        print(f"\nHTTP under wrk: dashboard national ÷ demo, landing ÷ hello ({runs} rounds of 10 s) ...", flush=True)
+        http = b_http.run(runs=runs)
+        print(b_http.report(http), flush=True)
+        results["L10_landing"] = {**http["landing"], "http": {k: v for k, v in http.items() if k != "landing"}}
+        if "dashboard" in http:
+            results["L1_dashboard_p99"] = http["dashboard"]
+    if args.national:
+        print(f"\nthe same at national scale ({args.national}): audit-verify n=3, sign-in and pack build n={n} ...",
+              flush=True)
+        results["L9_startup_national"] = b_startup.run(n=3, warmup=1, national=args.national)
+        print(b_startup.report(results["L9_startup_national"]), flush=True)
+        results["L8_login_national"] = b_login.run(n=n, warmup=warmup, national=args.national)
+        print(b_login.report(results["L8_login_national"]), flush=True)
+        built = b_pack_build.run(n=n, warmup=warmup, national=args.national)
+        print(b_pack_build.report(built), flush=True)
+        results["pack_build_national"] = built["pack_build"]
+        results["pack_build_aes_national"] = built["pack_build_aes"]
+    if args.load:
+        print(f"\nload: recipients verifying codes while staff edit ({30 if args.quick else 60} s) ...", flush=True)
+        results["load"] = b_load.run(30 if args.quick else 60)
+        print(b_load.report_figures(results["load"]), flush=True)
     meta.update(loadavg_end=os.getloadavg(), seconds=round(time.perf_counter() - t0, 1), quick=args.quick)
 
     print("\n| ratio | median [min–max] | n | A median | B median | goal | alarm | verdict |")

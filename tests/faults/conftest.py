@@ -13,15 +13,14 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import test_environ
-from tests.integration.conftest import Demo, load_world, start
+from tests.integration.conftest import Demo, load_world
+from tests.integration.test_packs import ready_emergency
 from transitions.models import Transition
-from transitions.services import transitions as service
 from transitions.services.deps import ServiceDeps
 from transitions.settings import Settings
 
@@ -65,15 +64,8 @@ def world(deps: ServiceDeps) -> Demo:
 
 
 def ready_move(deps: ServiceDeps, world: Demo) -> Transition:
-    """Amira's emergency move, ready to send (as tests/integration/test_packs.py's send_emergency, one step
-    short)."""
-    sw, sw_actor = world.view(deps, "social_worker_south"), world.actor("social_worker_south")
-    transition_id = start(deps, world, "social_worker_south", "Amira", "emergency_move", "SC900003",
-                          when=deps.clock.now() + timedelta(hours=2), urgency="emergency", distance="no",
-                          emergency_reason="Carers asked for her to leave tonight after an assault")
-    service.override_section(deps, transition_id, "PHOTO", "New photo to be taken on arrival by the home",
-                             world.view(deps, "senior_manager"), world.actor("senior_manager"))
-    service.change_status(deps, transition_id, "ready", "", None, sw, sw_actor)
+    """Amira's emergency move, ready to send (tests/integration/test_packs.py's, one step short of sent)."""
+    transition_id = ready_emergency(deps, world)
     with deps.db.transaction() as session:
         found = session.get(Transition, transition_id)
         assert found is not None

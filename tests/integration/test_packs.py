@@ -36,8 +36,9 @@ SCANNER = Actor("recipient", None, "40.94.0.1", "Mozilla/5.0 (compatible; Micros
 WARD_NURSE = Actor("recipient", None, "10.1.2.3", "Mozilla/5.0 (X11; Linux x86_64) Chrome/156")
 
 
-def send_emergency(deps, world: Demo) -> uuid.UUID:
-    """Amira's emergency out-of-area move to a children's home in North Yorkshire, sent."""
+def ready_emergency(deps, world: Demo) -> uuid.UUID:
+    """Amira's emergency out-of-area move to a children's home in North Yorkshire, ready to send (a senior
+    manager has overridden her stale photo)."""
     sw, sw_actor = world.view(deps, "social_worker_south"), world.actor("social_worker_south")
     transition_id = start(deps, world, "social_worker_south", "Amira", "emergency_move", "SC900003",
                           when=deps.clock.now() + timedelta(hours=2), urgency="emergency", distance="no",
@@ -45,6 +46,13 @@ def send_emergency(deps, world: Demo) -> uuid.UUID:
     service.override_section(deps, transition_id, "PHOTO", "New photo to be taken on arrival by the home",
                              world.view(deps, "senior_manager"), world.actor("senior_manager"))
     service.change_status(deps, transition_id, "ready", "", None, sw, sw_actor)
+    return transition_id
+
+
+def send_emergency(deps, world: Demo) -> uuid.UUID:
+    """The same move, sent."""
+    transition_id = ready_emergency(deps, world)
+    sw, sw_actor = world.view(deps, "social_worker_south"), world.actor("social_worker_south")
     assert service.change_status(deps, transition_id, "sent", "", None, sw, sw_actor) == "sent"
     return transition_id
 

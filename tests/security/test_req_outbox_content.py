@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import re
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -15,11 +14,10 @@ from pypdf import PdfReader
 from sqlalchemy import select
 
 from tests.conftest import Browser, csrf_from, make_staff, sign_in
-from tests.integration.conftest import load_world, start
-from tests.integration.test_packs import latest_code, link_for
+from tests.integration.conftest import load_world
+from tests.integration.test_packs import latest_code, link_for, ready_emergency
 from transitions.models import Child, OutboxMessage, Pack, Team
 from transitions.services import children, outbox, tick
-from transitions.services import transitions as service
 from transitions.services.accounts import get_user
 from transitions.services.audit import Actor
 
@@ -125,13 +123,7 @@ def _send_through_the_web(deps, app, client, clock, world, smtp_server) -> objec
     """Attack #19 and R30: Amira's move sent through the web. With `Host: evil.example` the request is refused
     (400) and nothing is sent; under another name the service answers to (127.0.0.1), every link still uses the
     configured address (https://localhost)."""
-    sw, sw_actor = world.view(deps, "social_worker_south"), world.actor("social_worker_south")
-    transition_id = start(deps, world, "social_worker_south", "Amira", "emergency_move", "SC900003",
-                          when=deps.clock.now() + timedelta(hours=2), urgency="emergency", distance="no",
-                          emergency_reason="Carers asked for her to leave tonight")
-    service.override_section(deps, transition_id, "PHOTO", "New photo to be taken on arrival by the home",
-                             world.view(deps, "senior_manager"), world.actor("senior_manager"))
-    service.change_status(deps, transition_id, "ready", "", None, sw, sw_actor)
+    transition_id = ready_emergency(deps, world)
     sign_in(client, world.accounts["social_worker_south"], clock)
     url = f"/transitions/{transition_id}/sent"
     form = csrf_from(client.get(f"/transitions/{transition_id}").get_data(as_text=True))

@@ -252,6 +252,6 @@ def install_rate_limits(app: Flask, settings: Settings) -> None:
     for endpoint, view in list(app.view_functions.items()):
         if getattr(view, "ip_rate_limited", False):
             limited = limiter.limit(settings.sign_in.ip_limit, methods=["POST"])(view)
-            limited = limiter.limit(settings.sign_in.page_limit, methods=["GET"])(limited)
+            limited = limiter.limit(settings.sign_in.page_limit, methods=["GET", "HEAD"])(limited)
             app.view_functions[endpoint] = limited  # type: ignore[assignment]
     app.extensions["transitions_limiter"] = limiter

@@ -39,10 +39,38 @@ def sqlite_file(database_url: str) -> Path | None:
 
 
 def serving_instance_id() -> str:
-    """Who this serving process belongs to: a gunicorn worker belongs to its master, anything else to itself."""
-    if os.environ.get("SERVER_SOFTWARE", "").startswith("gunicorn/"):
-        return str(os.getppid())
-    return str(os.getpid())
+    """Who this serving process belongs to: a gunicorn worker belongs to its master, anything else to itself.
+
+    The id is the owner's pid with its pid namespace and start time: two containers each with a gunicorn master
+    as pid 1, or a recycled pid, do not look like one instance. gunicorn sets SERVER_SOFTWARE in its master too
+    (`--preload` builds the app there), so a process counts as a worker only when its parent is gunicorn."""
+    owner = os.getpid()
+    if os.environ.get("SERVER_SOFTWARE", "").startswith("gunicorn/") and _is_gunicorn(os.getppid()):
+        owner = os.getppid()
+    return f"{_pid_namespace()}:{owner}:{_started(owner)}"
+
+
+def _is_gunicorn(pid: int) -> bool:
+    try:
+        return b"gunicorn" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def _pid_namespace() -> str:
+    try:
+        return str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        return "-"
+
+
+def _started(pid: int) -> str:
+    """The process's start time in clock ticks since boot (field 22 of /proc/<pid>/stat)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return "-"
+    return stat.rsplit(")", 1)[-1].split()[19]
 
 
 def _open(path: Path) -> int:

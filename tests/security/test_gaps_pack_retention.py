@@ -14,7 +14,8 @@ from tests.integration.test_child_record import events
 from tests.integration.test_packs import link_for
 from tests.security.test_req_links import _page, sent  # noqa: F401  (sent: a fixture)
 from transitions.models import Pack, StoredBlob
-from transitions.services import packs, tick
+from transitions.services import keys, packs, tick
+from transitions.services.audit import Actor
 
 pytestmark = pytest.mark.security
 
@@ -50,6 +51,11 @@ def test_finished_packs_lose_their_files_after_the_retention_days_and_leave_a_to
         assert kept is not None and kept.password is None and kept.reference == pack.reference
 
     assert packs.purge_finished_packs(deps) == 0  # idempotent: nothing left to do, nothing audited again
+    # The tombstones hold no envelope: key rotation and the key census pass over them (they crashed on b"")
+    census = keys.key_census(deps)
+    rotation = keys.rotate(deps, Actor.system("rotate-keys"))  # one key: nothing to move, and no crash
+    assert (rotation.fields_reencrypted, rotation.blobs_rewrapped) == (0, 0)
+    assert keys.key_census(deps) == census
     purged = events(deps, "pack.files_purged")
     assert len(purged) == 1 and purged[0].actor_id == "tick"
     assert f'"count": {report.packs_purged}' in purged[0].details and pack.reference not in purged[0].details

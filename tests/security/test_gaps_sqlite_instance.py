@@ -57,3 +57,17 @@ def test_run_refuses_to_start_beside_another_instance(tmp_path, monkeypatch) -> 
     assert result.exit_code == 1, result.output
     assert "cannot start: another instance (process 1) serves this SQLite database" in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_the_instance_id_names_the_owning_process_its_start_and_its_pid_namespace(monkeypatch) -> None:
+    """A pid alone is not an instance: two containers' gunicorn masters are both pid 1. And gunicorn sets
+    SERVER_SOFTWARE in its master too (--preload builds the app there), whose parent is not gunicorn."""
+    import os
+
+    from transitions.instance import serving_instance_id
+
+    namespace, owner, started = serving_instance_id().split(":")
+    assert owner == str(os.getpid()) and started.isdigit()
+    assert namespace == str(os.stat("/proc/self/ns/pid").st_ino)
+    monkeypatch.setenv("SERVER_SOFTWARE", "gunicorn/27.0.1")  # this test's parent is pytest, not gunicorn
+    assert serving_instance_id().split(":")[1] == str(os.getpid())

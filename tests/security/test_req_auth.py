@@ -162,6 +162,10 @@ def test_the_per_address_layer_limits_link_guessing_code_entry_and_sign_in(tmp_p
         guesses = [guesser.get(f"/r/{secrets.token_urlsafe(32)}", environ_base=here).status_code for _ in range(7)]
         assert guesses == [404] * 5 + [429] * 2
         assert other.get(f"/r/{secrets.token_urlsafe(32)}", environ_base=there).status_code == 404
+        # HEAD answers 404 or 200 as GET does, so it counts towards the same limit (it was not limited at all)
+        prober = {"REMOTE_ADDR": "192.0.2.12"}
+        heads = [guesser.head(f"/r/{secrets.token_urlsafe(32)}", environ_base=prober).status_code for _ in range(6)]
+        assert heads == [404] * 5 + [429]
         token = secrets.token_urlsafe(32)
         entries = [guesser.post(f"/r/{token}/enter-code", data={"code": "123456"}, environ_base=here).status_code
                    for _ in range(5)]

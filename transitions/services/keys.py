@@ -15,6 +15,7 @@ from transitions.models import Base, StoredBlob
 from transitions.services import audit
 from transitions.services.audit import Actor
 from transitions.services.deps import ServiceDeps
+from transitions.services.storage import PURGED
 
 
 @dataclass
@@ -33,7 +34,7 @@ def key_census(deps: ServiceDeps) -> Counter[str]:
             column = getattr(model, attr.column)
             for blob in session.scalars(select(column).where(column.is_not(None))):
                 counts[deps.field_cipher.key_id_of(blob)] += 1
-        for blob in session.scalars(select(StoredBlob.ciphertext)):
+        for blob in session.scalars(select(StoredBlob.ciphertext).where(StoredBlob.purpose != PURGED)):
             counts[deps.blob_cipher.key_id_of(blob)] += 1
     return counts
 
@@ -81,7 +82,9 @@ def rotate(deps: ServiceDeps, actor: Actor, *, batch_size: int = 500) -> Rotatio
     last_blob = None
     while True:
         with deps.db.transaction() as session:
-            query = select(StoredBlob).order_by(StoredBlob.id).limit(batch_size)
+            # a purged pack file (retention) is an empty tombstone: nothing to re-wrap
+            query = (select(StoredBlob).where(StoredBlob.purpose != PURGED).order_by(StoredBlob.id)
+                     .limit(batch_size))
             if last_blob is not None:
                 query = query.where(StoredBlob.id > last_blob)
             blobs = session.scalars(query).all()

@@ -33,10 +33,28 @@ def database_unreachable(exc: BaseException) -> bool:
     """The database did not answer (down, restarting, connection cut, pool exhausted, disk full, locked): the
     transaction was rolled back, so "try again" is the true answer. Other database errors (a broken constraint)
     are bugs and stay 500s."""
-    if isinstance(exc, OperationalError | InterfaceError | DisconnectionError | PoolTimeoutError |
-                  StoreUnavailableError):
+    if isinstance(exc, InterfaceError | DisconnectionError | PoolTimeoutError | StoreUnavailableError):
         return True
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    # OperationalError also covers a bad statement, a missing table (a migration not run) or a deadlock: bugs
+    # that must stay visible as 500s with their traceback. Only these mean the database did not answer.
+    sqlstate = str(getattr(exc.orig, "sqlstate", "") or "")
+    if sqlstate.startswith(_UNAVAILABLE_SQLSTATES):
+        return True
+    return any(words in str(exc.orig).lower() for words in _UNAVAILABLE_MESSAGES)
+
+
+#: PostgreSQL: connection exceptions, insufficient resources (disk full, out of memory), operator intervention
+#: (shutdown, crash recovery), and "cannot connect now" (starting up).
+_UNAVAILABLE_SQLSTATES = ("08", "53", "57P")
+#: The drivers' words for a server that is gone, when there is no SQLSTATE (psycopg connection failures, sqlite3).
+_UNAVAILABLE_MESSAGES = ("database is locked", "disk i/o error", "unable to open database", "database or disk is full",
+                         "connection refused", "could not connect", "server closed the connection",
+                         "connection is closed", "terminating connection", "the database system is",
+                         "no connection to the server", "connection timeout expired", "consuming input failed")
 
 
 def _unavailable_page() -> Response:

@@ -589,7 +589,8 @@ def test_the_pages_no_journey_reaches_pass_axe_and_reflow(live_server: LiveServe
         navigate(auditor, audit, lambda: auditor.locator("main table tbody a").first.click())
         expect_heading(auditor, "Audit trail")
 
-        answered_by_the_app(anonymous, audit, live_server, OperationalError("SELECT 1", {}, Exception("down")), 503)
+        gone = OperationalError("SELECT 1", {}, Exception("server closed the connection unexpectedly"))
+        answered_by_the_app(anonymous, audit, live_server, gone, 503)
         expect_heading(anonymous, "Sorry, the service is unavailable")
         answered_by_the_app(anonymous, audit, live_server, RequestEntityTooLarge(), 413)
         broken(worker, audit, live_server)

@@ -325,23 +325,11 @@ def bench_config(tmp: Path) -> Path:
     return path
 
 
-@contextmanager
 def postgres_database(admin_url: str) -> Any:
     """A fresh, empty PostgreSQL database on the shared server for the demo side, dropped afterwards."""
-    import uuid
+    from tests.conftest import postgres_database as fresh
 
-    from sqlalchemy import create_engine, text
-
-    name = f"bench_http_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    return fresh(admin_url, prefix="bench_http")
 
 
 def demo_account(email: str) -> tuple[str, str]:

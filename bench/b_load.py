@@ -51,7 +51,7 @@ def run(seconds: float = 60, *, workers: int = 2, readers: int = 1, think: float
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as folder, smtp_sink() as sink, contextlib.ExitStack() as stack:
         tmp = Path(folder)
-        url = (stack.enter_context(contextlib.contextmanager(conftest._postgres_database)()) if postgres
+        url = (stack.enter_context(conftest.postgres_database()) if postgres
                else f"sqlite:///{tmp / 'load.sqlite3'}")
         with load_server(tmp, url, sink, workers=workers) as server:
             world = prepare(server, sink, pairs=pairs, solos=solos)

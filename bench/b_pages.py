@@ -105,20 +105,10 @@ def _pg_available() -> bool:
         return False
 
 
-@contextmanager
-def _fresh_postgres() -> Iterator[str]:
-    from sqlalchemy import create_engine, text
+def _fresh_postgres() -> Any:
+    from tests.conftest import postgres_database
 
-    name = f"bench_pages_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    return postgres_database(PG_ADMIN, prefix="bench_pages")
 
 
 def scale_up(deps: Any, worker_id: uuid.UUID, count: int) -> list[uuid.UUID]:

@@ -10,6 +10,7 @@ import socket
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -89,14 +90,15 @@ def smtp_server() -> Iterator[SmtpSink]:
         controller.stop()
 
 
-def _postgres_database() -> Iterator[str]:
-    name = f"transitions_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+@contextmanager
+def postgres_database(admin_url: str = POSTGRES_URL, prefix: str = "transitions_test") -> Iterator[str]:
+    """A fresh, empty database on the PostgreSQL server of `admin_url`, dropped afterwards (tests and benchmarks)."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
     try:
-        yield url
+        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -107,7 +109,8 @@ def _postgres_database() -> Iterator[str]:
 def database_url(tmp_path: Path) -> Iterator[str]:
     """SQLite file per test, or a fresh PostgreSQL database when TRANSITIONS_TEST_POSTGRES_URL is set."""
     if POSTGRES_URL:
-        yield from _postgres_database()
+        with postgres_database() as url:
+            yield url
     else:
         yield f"sqlite:///{tmp_path / 'test.sqlite3'}"
 

@@ -174,15 +174,19 @@ def live_server(tmp_path: Path, database_url: str, smtp_server: SmtpSink) -> Ite
         yield server
         server.assert_alive()
     finally:
-        process = server.process
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+        stop_server(server.process)
     assert_no_credential_in_logs(smtp_server, tmp_path / "gunicorn.stdout", server.stderr_path)
+
+
+def stop_server(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (gunicorn's graceful stop), then SIGKILL if it has not gone within 10 s."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
 
 
 #: What an email can carry that is a credential: a recipient's link token or an account set-up token.

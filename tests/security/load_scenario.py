@@ -28,7 +28,6 @@ import http.cookiejar
 import json
 import os
 import re
-import signal
 import ssl
 import subprocess
 import threading
@@ -50,7 +49,14 @@ from sqlalchemy import func, select
 
 from tests import conftest
 from tests.conftest import SmtpSink, StaffAccount, _free_port, make_staff, migrate
-from tests.e2e.conftest import REPO_ROOT, VENV_BIN, LiveServer, _self_signed_certificate, _server_environment
+from tests.e2e.conftest import (
+    REPO_ROOT,
+    VENV_BIN,
+    LiveServer,
+    _self_signed_certificate,
+    _server_environment,
+    stop_server,
+)
 
 #: Raised only for this scenario (see the module docstring); the limits under test are per link and per account.
 LOAD_IP_LIMITS = '[sign_in]\nip_limit = "100000 per 5 minutes"\npage_limit = "100000 per 5 minutes"\n'
@@ -124,13 +130,7 @@ def load_server(tmp_path: Path, database_url: str, smtp: SmtpSink, *, workers: i
             raise RuntimeError(f"gunicorn died during the run ({process.returncode}):\n{live.stderr()}")
     finally:
         deps.db.dispose()
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+        stop_server(process)
 
 
 def body_of(message: Any) -> str:
